@@ -1,0 +1,208 @@
+"""MovieLens 100K: the GroupLens files (u.data, u.item, u.user) or RecBole's atomic files
+(ml-100k.inter/.item/.user, as shipped inside the `recbole` package).
+
+GroupLens terms forbid redistribution, so `sample_dir()` finds the copy in the installed
+recbole package instead of the repository carrying one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from agent.ingest.rows import (
+    FormatError,
+    ReadContext,
+    Row,
+    parse_rating,
+    parse_timestamp,
+    parse_year,
+    require,
+)
+from agent.ingest.table import Table, convert_rows, read_table
+from agent.schemas import EventType, Interaction, Item, User
+
+GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
+"""u.item's 19 genre flag columns, in file order (from u.genre)."""
+
+RATING_RANGE = (1.0, 5.0)
+
+U_DATA = Table(
+    "MovieLens 100K u.data",
+    "\t",
+    ["user_id", "item_id", "rating", "timestamp"],
+    columns=["user_id", "item_id", "rating", "timestamp"],
+    quoted=False,
+)
+U_ITEM = Table(
+    "MovieLens 100K u.item",
+    "|",
+    ["item_id", "title"],
+    columns=["item_id", "title", "release_date", "video_release_date", "imdb_url", *GENRES],
+    encoding="latin-1",
+    quoted=False,
+)
+U_USER = Table(
+    "MovieLens 100K u.user",
+    "|",
+    ["user_id"],
+    columns=["user_id", "age", "gender", "occupation", "zip_code"],
+    quoted=False,
+)
+
+
+def _atomic(description: str, required: list[str]) -> Table:
+    """RecBole atomic file: tab-separated, header names carry ':token'/':float' suffixes."""
+    return Table(
+        description,
+        "\t",
+        required,
+        quoted=False,
+        header_name=lambda name: name.strip().split(":", 1)[0],
+    )
+
+
+ATOMIC_INTER = _atomic("RecBole ml-100k.inter", ["user_id", "item_id", "rating", "timestamp"])
+ATOMIC_ITEM = _atomic("RecBole ml-100k.item", ["item_id", "movie_title"])
+ATOMIC_USER = _atomic("RecBole ml-100k.user", ["user_id"])
+
+EXPECTED = "u.data/u.item/u.user or RecBole ml-100k.inter/.item/.user"
+
+
+def sample_dir() -> Path:
+    """The ML-100K copy inside the installed recbole package."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "--sample needs the recbole package: pip install --no-deps recbole==1.2.1"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "dataset_example" / "ml-100k"
+    if not (folder / "ml-100k.inter").is_file():
+        raise FileNotFoundError(f"recbole is installed but {folder}/ml-100k.inter is missing")
+    return folder
+
+
+def _classify(paths: Sequence[Path]) -> dict[str, Path]:
+    """Map 'item'/'user'/'inter' to files, expanding directories."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        candidates = sorted(path.iterdir()) if path.is_dir() else [path]
+        for candidate in candidates:
+            kind = _kind(candidate)
+            if kind is None and not path.is_dir():
+                raise FormatError(f"{candidate}: not a MovieLens 100K file; expected {EXPECTED}")
+            if kind is not None:
+                found[kind] = candidate
+    if "inter" not in found:
+        raise FormatError(f"no ratings file among {[str(p) for p in paths]}; expected {EXPECTED}")
+    return found
+
+
+def _kind(path: Path) -> str | None:
+    names = {"u.data": "inter", "u.item": "item", "u.user": "user"}
+    if path.name in names:
+        return names[path.name]
+    if path.suffix in (".inter", ".item", ".user"):
+        return path.suffix[1:]
+    return None
+
+
+def read(paths: Sequence[Path], ctx: ReadContext) -> Iterator[Row]:
+    """Items first, then users, then ratings (so unknown item ids can be detected)."""
+    files = _classify(paths)
+    if "item" in files:
+        yield from _items(files["item"], ctx)
+    if "user" in files:
+        yield from _users(files["user"], ctx)
+    yield from _ratings(files["inter"], ctx)
+
+
+def _items(path: Path, ctx: ReadContext) -> Iterator[Row]:
+    if path.suffix == ".item":
+        return convert_rows(read_table(path, ATOMIC_ITEM, ctx), _atomic_item)
+    return convert_rows(read_table(path, U_ITEM, ctx), _u_item)
+
+
+def _u_item(row: dict[str, str]) -> Item:
+    title, year = split_title_year(require(row, "title"))
+    flags = [genre for genre in GENRES if row[genre].strip() == "1" and genre != "unknown"]
+    url = row["imdb_url"].strip()
+    return Item(
+        item_id=require(row, "item_id"),
+        title=title,
+        categories=flags,
+        year=year or parse_year(row["release_date"]),
+        attributes={"imdb_url": url} if url else {},
+    )
+
+
+def _atomic_item(row: dict[str, str]) -> Item:
+    return Item(
+        item_id=require(row, "item_id"),
+        title=require(row, "movie_title"),
+        categories=row.get("class", "").split(),
+        year=parse_year(row.get("release_year")),
+    )
+
+
+_TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)$")
+
+
+def split_title_year(title: str) -> tuple[str, int | None]:
+    """'Toy Story (1995)' -> ('Toy Story', 1995); titles without a year stay as they are."""
+    stripped = title.strip()
+    match = _TITLE_YEAR.match(stripped)
+    if match is None or not match["title"]:
+        return stripped, None
+    return match["title"], int(match["year"])
+
+
+def _users(path: Path, ctx: ReadContext) -> Iterator[Row]:
+    table = ATOMIC_USER if path.suffix == ".user" else U_USER
+    return convert_rows(read_table(path, table, ctx), _user)
+
+
+def _user(row: dict[str, str]) -> User:
+    attributes: dict[str, str | int | float | bool | None] = {
+        key: value.strip() for key, value in row.items() if key != "user_id" and value.strip()
+    }
+    if isinstance(attributes.get("age"), str) and str(attributes["age"]).isdigit():
+        attributes["age"] = int(str(attributes["age"]))
+    return User(user_id=require(row, "user_id"), attributes=attributes)
+
+
+def _ratings(path: Path, ctx: ReadContext) -> Iterator[Row]:
+    table = ATOMIC_INTER if path.suffix == ".inter" else U_DATA
+    return convert_rows(read_table(path, table, ctx), _rating)
+
+
+def _rating(row: dict[str, str]) -> Interaction:
+    return Interaction(
+        user_id=require(row, "user_id"),
+        item_id=require(row, "item_id"),
+        timestamp=parse_timestamp(require(row, "timestamp"), unit="s"),
+        event_type=EventType.RATING,
+        rating=parse_rating(require(row, "rating"), *RATING_RANGE),
+    )
