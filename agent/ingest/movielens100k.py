@@ -120,10 +120,12 @@ def _classify(paths: Sequence[Path]) -> dict[str, Path]:
     return found
 
 
+GROUPLENS_NAMES = {"u.data": "inter", "u.item": "item", "u.user": "user"}
+
+
 def _kind(path: Path) -> str | None:
-    names = {"u.data": "inter", "u.item": "item", "u.user": "user"}
-    if path.name in names:
-        return names[path.name]
+    if path.name in GROUPLENS_NAMES:
+        return GROUPLENS_NAMES[path.name]
     if path.suffix in (".inter", ".item", ".user"):
         return path.suffix[1:]
     return None
@@ -140,7 +142,7 @@ def read(paths: Sequence[Path], ctx: ReadContext) -> Iterator[Row]:
 
 
 def _items(path: Path, ctx: ReadContext) -> Iterator[Row]:
-    if path.suffix == ".item":
+    if path.name not in GROUPLENS_NAMES:
         return convert_rows(read_table(path, ATOMIC_ITEM, ctx), _atomic_item)
     return convert_rows(read_table(path, U_ITEM, ctx), _u_item)
 
@@ -180,7 +182,7 @@ def split_title_year(title: str) -> tuple[str, int | None]:
 
 
 def _users(path: Path, ctx: ReadContext) -> Iterator[Row]:
-    table = ATOMIC_USER if path.suffix == ".user" else U_USER
+    table = U_USER if path.name in GROUPLENS_NAMES else ATOMIC_USER
     return convert_rows(read_table(path, table, ctx), _user)
 
 
@@ -194,7 +196,7 @@ def _user(row: dict[str, str]) -> User:
 
 
 def _ratings(path: Path, ctx: ReadContext) -> Iterator[Row]:
-    table = ATOMIC_INTER if path.suffix == ".inter" else U_DATA
+    table = U_DATA if path.name in GROUPLENS_NAMES else ATOMIC_INTER
     return convert_rows(read_table(path, table, ctx), _rating)
 
 

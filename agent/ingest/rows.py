@@ -90,16 +90,18 @@ def _open_binary(path: Path) -> tuple[IO[bytes], IO[bytes]]:
 
 
 def read_lines(path: Path, encoding: str, advance: Advance | None) -> Iterator[tuple[int, str]]:
-    """(line number, text without line ending) for each line, streaming."""
+    """(line number, text without line ending) for each line, streaming. Works on pipes."""
     stream, raw = _open_binary(path)
+    compressed = stream is not raw
+    done = 0
     with raw, stream:
         for number, data in enumerate(stream, start=1):
-            text = data.decode(encoding, "surrogateescape").rstrip("\r\n")
+            done += len(data)
             if advance is not None and number % 2048 == 0:
-                advance(raw.tell())
-            yield number, text
+                advance(raw.tell() if compressed else done)
+            yield number, data.decode(encoding, "surrogateescape").rstrip("\r\n")
         if advance is not None:
-            advance(raw.tell())
+            advance(raw.tell() if compressed else done)
 
 
 @dataclass(slots=True)
