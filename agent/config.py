@@ -35,29 +35,40 @@ class Settings(BaseSettings):
         description="'default' (packaged SmolLM2-135M-Instruct), a Hugging Face id or a folder.",
     )
     base_url: str | None = Field(
-        None, description="OpenAI-compatible vLLM server, e.g. http://gpu-box:8000/v1. "
-        "Unset: personae starts a local server itself."
+        None,
+        description="OpenAI-compatible vLLM server, e.g. http://gpu-box:8000/v1. "
+        "Unset: personae starts a local server itself.",
     )
     served_model_name: str | None = Field(
         None, description="Model name the server knows; default: its first listed model."
     )
     api_key: str = Field("EMPTY", description="API key for --base-url servers that need one.")
     kv_cache_gib: float = Field(2.0, gt=0, description="CPU KV-cache size in GiB (local server).")
-    enforce_eager: bool = Field(True, description="Skip graph capture: ~17 s vs ~83 s start on CPU.")
+    enforce_eager: bool = Field(
+        True, description="Skip graph capture: ~17 s vs ~83 s start on CPU."
+    )
     max_model_len: int = Field(4096, ge=256, description="Max context of the local server.")
+    compact_json: bool = Field(
+        True,
+        description="Local server: constrained JSON without free whitespace (small models "
+        "otherwise pad JSON with whitespace until max_tokens).",
+    )
     server_args: list[str] = Field(
         default_factory=list, description="Extra arguments for the local vLLM server."
     )
     startup_timeout: float = Field(300.0, gt=0, description="Seconds to wait for /health.")
     request_timeout: float = Field(120.0, gt=0, description="Seconds per LLM request.")
     concurrency: int = Field(16, ge=1, description="Concurrent LLM requests in batch jobs.")
-    transport_retries: int = Field(4, ge=0, description="Retries on connection errors/5xx/timeouts.")
+    transport_retries: int = Field(
+        4, ge=0, description="Retries on connection errors/5xx/timeouts."
+    )
     max_reasks: int = Field(2, ge=0, description="Re-asks after a reply fails validation.")
     temperature: float = Field(0.0, ge=0)
     seed: int = Field(0)
     embedding_model: str = Field(
-        "default", description="'default' (packaged all-MiniLM-L6-v2) or any sentence-transformers "
-        "model id or folder."
+        "default",
+        description="'default' (packaged all-MiniLM-L6-v2) or any sentence-transformers "
+        "model id or folder.",
     )
     chroma_url: str | None = Field(
         None, description="Chroma server URL; unset: embedded store under data_dir."

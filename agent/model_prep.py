@@ -88,7 +88,8 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
             f"GGUF conversion of {gguf} mismatched: missing {missing}, unexpected {unexpected}"
         )
     model.tie_weights()
-    model.to(torch.bfloat16).save_pretrained(out)
+    model.to(dtype=torch.bfloat16)
+    model.save_pretrained(out)
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
 
 

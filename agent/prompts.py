@@ -3,7 +3,8 @@
 A template file is `prompts/<id>.v<version>.toml` with `id`, `version`, `description` and a list
 of `[[messages]]` (`role`, `content`), rendered with Jinja `StrictUndefined`: a missing variable
 is an error, never an empty string. The sha256 of the file is the prompt's hash; stored results
-record id, version and hash. A released template is never edited in place (tests/prompt_lock.json)."""
+record id, version and hash. A released template is never edited in place
+(tests/prompt_lock.json)."""
 
 from __future__ import annotations
 

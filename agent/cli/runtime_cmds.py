@@ -99,9 +99,7 @@ def report_table(report: RuntimeReport) -> Table:
     table.add_row("prompt", f"{report.meta.prompt.id} v{report.meta.prompt.version}")
     table.add_row("sample", report.sample.model_dump_json(indent=1))
     table.add_row("latency", f"{report.meta.latency_s:.2f} s")
-    table.add_row(
-        "tokens in/out", f"{report.meta.tokens_in}/{report.meta.tokens_out}"
-    )
+    table.add_row("tokens in/out", f"{report.meta.tokens_in}/{report.meta.tokens_out}")
     table.add_row("attempts", f"{report.meta.attempts} (re-asks {report.meta.reasks})")
     return table
 

@@ -7,7 +7,9 @@ the parent dies (PR_SET_PDEATHSIG), so no orphan is left behind."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -61,6 +63,9 @@ def server_command(settings: Settings, model: ResolvedModel, host: str, port: in
     ]  # fmt: skip
     if settings.enforce_eager:
         cmd.append("--enforce-eager")
+    if settings.compact_json:
+        compact = {"backend": "xgrammar", "disable_any_whitespace": True}
+        cmd += ["--structured-outputs-config", json.dumps(compact)]
     return cmd + list(settings.server_args)
 
 
@@ -183,7 +188,5 @@ class ManagedServer:
 
 
 def _signal_group(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(pid, signum)
-    except ProcessLookupError:
-        pass

@@ -16,18 +16,22 @@ from typing import Any, Generic, TypeVar
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
+    Retrying,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.wait import wait_base
 
 from agent.config import Settings
 from agent.prompts import PromptMessage, PromptRef, RenderedPrompt, load_prompt
 
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R", AsyncRetrying, Retrying)
 
 Check = Callable[[T], list[str]]
 """Semantic checks beyond the schema (e.g. "evidence ids must be in the history"): returns
@@ -57,6 +61,13 @@ class GenerationMeta(BaseModel):
 class Generated(BaseModel, Generic[T]):
     value: T
     meta: GenerationMeta
+
+
+CUT_OFF = "(root): the reply was cut off at the token limit; keep every text field short"
+
+
+class LLMUnavailableError(RuntimeError):
+    """The server kept failing at the transport level (refused, 5xx, timeout) after retries."""
 
 
 class StructuredOutputError(RuntimeError):
@@ -110,14 +121,24 @@ def make_chat_model(settings: Settings, base_url: str, model: str) -> BaseChatMo
 
 
 class StructuredGenerator:
-    def __init__(self, settings: Settings, chat_model: BaseChatModel, model_name: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        chat_model: BaseChatModel,
+        model_name: str,
+        retry_wait: wait_base | None = None,
+        base_url: str = "(in-process model)",
+    ) -> None:
         self.settings = settings
+        self.base_url = base_url
         self.chat_model = chat_model
         self.model_name = model_name
+        self.retry_wait = retry_wait or wait_exponential_jitter(multiplier=0.5, max=10.0)
 
     @classmethod
     def for_endpoint(cls, settings: Settings, base_url: str, model: str) -> StructuredGenerator:
-        return cls(settings, make_chat_model(settings, base_url, model), model)
+        chat_model = make_chat_model(settings, base_url, model)
+        return cls(settings, chat_model, model, base_url=base_url)
 
     async def agenerate(
         self,
@@ -127,24 +148,20 @@ class StructuredGenerator:
         max_tokens: int | None = None,
         check: Check[T] | None = None,
     ) -> Generated[T]:
-        meta = GenerationMeta(model=self.model_name, prompt=prompt.ref)
-        bound = self.chat_model.bind(
-            response_format=json_schema_format(schema), max_tokens=max_tokens
-        )
-        messages = to_langchain(prompt.messages)
-        started = time.monotonic()
+        talk = _Conversation(self, prompt, schema, check)
+        bound = self._bind(schema, max_tokens)
         while True:
-            reply = await self._call(bound.ainvoke, messages, meta)
-            raw = reply.text
-            outcome = self._validate(raw, schema, check)
-            meta.latency_s = time.monotonic() - started
-            if not isinstance(outcome, list):
-                return Generated[schema](value=outcome, meta=meta)  # type: ignore[valid-type]
-            problems = outcome
-            if meta.reasks >= self.settings.max_reasks:
-                raise StructuredOutputError(problems, raw, meta)
-            meta.reasks += 1
-            messages = [*messages, AIMessage(content=raw), *_reask_messages(problems)]
+            try:
+                async for attempt in self._retrying(AsyncRetrying):
+                    with attempt:
+                        talk.count_retry(attempt.retry_state.attempt_number)
+                        reply = await bound.ainvoke(talk.messages)
+            except TRANSPORT_ERRORS as err:
+                raise self._unavailable(err) from err
+            except openai.LengthFinishReasonError as err:
+                reply = truncated_reply(err)
+            if (done := talk.take(reply)) is not None:
+                return done
 
     def generate(
         self,
@@ -154,8 +171,22 @@ class StructuredGenerator:
         max_tokens: int | None = None,
         check: Check[T] | None = None,
     ) -> Generated[T]:
-        """Blocking form of `agenerate` for scripts and the CLI (not inside an event loop)."""
-        return asyncio.run(self.agenerate(prompt, schema, max_tokens=max_tokens, check=check))
+        """Blocking form of `agenerate`. It uses the chat model's sync client: running
+        `agenerate` under `asyncio.run` twice would reuse an async HTTP client across loops."""
+        talk = _Conversation(self, prompt, schema, check)
+        bound = self._bind(schema, max_tokens)
+        while True:
+            try:
+                for attempt in self._retrying(Retrying):
+                    with attempt:
+                        talk.count_retry(attempt.retry_state.attempt_number)
+                        reply = bound.invoke(talk.messages)
+            except TRANSPORT_ERRORS as err:
+                raise self._unavailable(err) from err
+            except openai.LengthFinishReasonError as err:
+                reply = truncated_reply(err)
+            if (done := talk.take(reply)) is not None:
+                return done
 
     async def abatch(
         self,
@@ -187,45 +218,105 @@ class StructuredGenerator:
                 if maybe is not None:
                     await maybe
 
-        async with asyncio.TaskGroup() as group:
-            for index, (prompt, schema) in enumerate(jobs):
-                group.create_task(run(index, prompt, schema))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, (prompt, schema) in enumerate(jobs):
+                    group.create_task(run(index, prompt, schema))
+        except ExceptionGroup as failed:  # the first failure cancelled the rest: raise it plainly
+            raise failed.exceptions[0] from failed
         return [r for r in results if r is not None]
 
-    async def _call(
-        self,
-        invoke: Callable[[list[BaseMessage]], Awaitable[BaseMessage]],
-        messages: list[BaseMessage],
-        meta: GenerationMeta,
-    ) -> AIMessage:
-        retrying = AsyncRetrying(
+    def _bind(self, schema: type[BaseModel], max_tokens: int | None) -> Runnable[Any, Any]:
+        return self.chat_model.bind(
+            response_format=json_schema_format(schema), max_tokens=max_tokens
+        )
+
+    def _retrying(self, kind: type[R]) -> R:
+        """Retry transport errors only, with bounded exponential backoff."""
+        return kind(
             stop=stop_after_attempt(self.settings.transport_retries + 1),
-            wait=wait_exponential_jitter(initial=0.5, max=10.0),
+            wait=self.retry_wait,
             retry=retry_if_exception_type(TRANSPORT_ERRORS),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    meta.transport_retries += 1
-                reply = await invoke(messages)
-        meta.attempts += 1
+
+    def _unavailable(self, err: BaseException) -> LLMUnavailableError:
+        tries = self.settings.transport_retries + 1
+        return LLMUnavailableError(
+            f"LLM server {self.base_url} failed {tries} time(s) in a row "
+            f"({type(err).__name__}: {err}); is it running? (personae serve / --base-url)"
+        )
+
+
+class _Conversation(Generic[T]):
+    """One structured generation in progress: the messages so far and the metadata."""
+
+    def __init__(
+        self,
+        generator: StructuredGenerator,
+        prompt: RenderedPrompt,
+        schema: type[T],
+        check: Check[T] | None,
+    ) -> None:
+        self.max_reasks = generator.settings.max_reasks
+        self.schema = schema
+        self.check = check
+        self.messages = to_langchain(prompt.messages)
+        self.meta = GenerationMeta(model=generator.model_name, prompt=prompt.ref)
+        self.started = time.monotonic()
+
+    def count_retry(self, attempt_number: int) -> None:
+        if attempt_number > 1:
+            self.meta.transport_retries += 1
+
+    def take(self, reply: BaseMessage) -> Generated[T] | None:
+        """Record a reply; return the result if it validates, None to ask again, or raise
+        `StructuredOutputError` when the re-asks are used up."""
         if not isinstance(reply, AIMessage):
             raise TypeError(f"chat model returned {type(reply).__name__}, expected AIMessage")
-        usage = reply.usage_metadata or {}
+        meta = self.meta
+        meta.attempts += 1
+        usage: dict[str, Any] = dict(reply.usage_metadata or {})
         meta.tokens_in += int(usage.get("input_tokens", 0))
         meta.tokens_out += int(usage.get("output_tokens", 0))
-        return reply
+        meta.latency_s = time.monotonic() - self.started
+        outcome = self._validate(reply.text)
+        if isinstance(outcome, list) and reply.response_metadata.get("finish_reason") == "length":
+            outcome = [CUT_OFF, *outcome]
+        if not isinstance(outcome, list):
+            return Generated[self.schema](value=outcome, meta=meta)  # type: ignore[name-defined]
+        if meta.reasks >= self.max_reasks:
+            raise StructuredOutputError(outcome, reply.text, meta)
+        meta.reasks += 1
+        self.messages = [*self.messages, AIMessage(content=reply.text), *_reask_messages(outcome)]
+        return None
 
-    @staticmethod
-    def _validate(raw: str, schema: type[T], check: Check[T] | None) -> T | list[str]:
-        """The validated object, or the list of problems to send back."""
+    def _validate(self, raw: str) -> T | list[str]:
+        """The validated object, or the problems to send back."""
         try:
-            value = schema.model_validate_json(raw)
+            value = self.schema.model_validate_json(raw)
         except ValidationError as err:
             return validation_problems(err)
-        problems = check(value) if check else []
+        problems = self.check(value) if self.check else []
         return problems or value
+
+
+def truncated_reply(err: openai.LengthFinishReasonError) -> AIMessage:
+    """The openai client raises instead of returning a reply cut off at `max_tokens`; turn it
+    back into a reply so that it is re-asked like any other invalid one."""
+    choice = err.completion.choices[0]
+    usage = err.completion.usage
+    tokens_in = usage.prompt_tokens if usage else 0
+    tokens_out = usage.completion_tokens if usage else 0
+    return AIMessage(
+        content=choice.message.content or "",
+        response_metadata={"finish_reason": "length"},
+        usage_metadata={
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "total_tokens": tokens_in + tokens_out,
+        },
+    )
 
 
 def _reask_messages(problems: list[str]) -> list[BaseMessage]:
