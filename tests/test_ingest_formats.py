@@ -117,7 +117,7 @@ def test_movielens_latest(tmp_path: Path) -> None:
     assert president is not None and president.title == "American President, The"
     untitled = store.get_item("99")
     assert untitled is not None and untitled.categories == [] and untitled.year is None
-    tags = [e.review_text for e in store.history("2") if e.event_type == "feedback"]
+    tags = [str(e.review_text) for e in store.history("2") if e.event_type == "feedback"]
     assert sorted(tags) == ["fun", "pixar"]  # same user, item and second: both kept
 
 
