@@ -302,3 +302,15 @@ def test_rejected_rows_are_all_accounted_for(tmp_path: Path) -> None:
     written = report.items_added + report.interactions_added + report.duplicates
     assert report.rows_read == len(rows) == written + report.rejected
     assert sum(isinstance(r, Rejected) for r in rows) == report.rejected - 1  # + unknown item
+
+
+def test_gzipped_jsonl_is_read_transparently(tmp_path: Path) -> None:
+    import gzip
+
+    folder = tmp_path / "amazon"
+    folder.mkdir()
+    for source in (FIXTURES / "amazon2023").iterdir():
+        (folder / f"{source.name}.gz").write_bytes(gzip.compress(source.read_bytes()))
+    store = RecordStore.at(tmp_path / "data")
+    report = ingest(store, read_rows(Format.AMAZON_REVIEWS, [folder]), "a", [], IngestOptions())
+    assert (report.items_added, report.interactions_added, report.rejected) == (2, 3, 0)
