@@ -163,7 +163,7 @@ def test_kill_during_chroma_write_is_detected_and_repaired(tmp_path: Path) -> No
     )
     assert proc.stdout is not None
     for line in proc.stdout:  # kill -9 while batches are being written
-        if line.strip() == "3000":
+        if line.strip() == "10000":  # two 4096-item batches written, a third in flight
             proc.send_signal(signal.SIGKILL)
             break
     assert proc.wait(timeout=60) == -signal.SIGKILL

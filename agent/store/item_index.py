@@ -24,9 +24,10 @@ from agent.embeddings import Embedder
 from agent.schemas import Item
 
 COLLECTION = "items"
-EMBED_CHUNK = 512
-"""Items embedded and upserted per round: big enough to keep encode efficient, small enough
-that a killed run loses little work."""
+EMBED_CHUNK = 4096
+"""Items embedded and upserted per round. sentence-transformers sorts each call's texts by
+length to cut padding, so small chunks cost throughput (~10% at 512 on ML-100K); 4096 keeps
+memory bounded (a few MB of vectors) and a killed run loses little work."""
 
 Metadata = dict[str, Any]
 
