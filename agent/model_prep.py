@@ -88,7 +88,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
             f"GGUF conversion of {gguf} mismatched: missing {missing}, unexpected {unexpected}"
         )
     model.tie_weights()
-    model.to(dtype=torch.bfloat16)
+    model = model.to(torch.bfloat16)  # type: ignore[arg-type]
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
 

@@ -18,6 +18,7 @@ from agent.runtime.structured import (
     LLMUnavailableError,
     StructuredGenerator,
     StructuredOutputError,
+    decoding_schema,
 )
 from tests.fakes import ScriptedChatModel
 
@@ -61,7 +62,7 @@ def test_valid_reply_returns_instance_and_metadata() -> None:
     assert result.meta.tokens_in == 10 and result.meta.tokens_out == len(VALID)
     sent = chat.calls[0][1]
     assert sent["response_format"]["type"] == "json_schema"
-    assert sent["response_format"]["json_schema"]["schema"] == Pet.model_json_schema()
+    assert sent["response_format"]["json_schema"]["schema"] == decoding_schema(Pet)
     assert sent["max_tokens"] == 50
 
 

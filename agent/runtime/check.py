@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -10,6 +11,7 @@ from agent.config import Settings
 from agent.prompts import load_prompt
 from agent.runtime.endpoint import open_endpoint
 from agent.runtime.structured import GenerationMeta, StructuredGenerator
+from agent.schemas.text import NonEmpty, clip
 
 
 class Genre(StrEnum):
@@ -28,7 +30,7 @@ class FilmSample(BaseModel):
 
     genre: Genre
     keywords: list[str] = Field(min_length=1, max_length=3)
-    summary: str = Field(min_length=1, max_length=200)
+    summary: Annotated[str, NonEmpty, clip(200)]
 
 
 class RuntimeReport(BaseModel):
