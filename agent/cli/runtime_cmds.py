@@ -19,7 +19,7 @@ from agent.runtime.structured import StructuredOutputError
 runtime_app = typer.Typer(help="Check the LLM runtime.", no_args_is_help=True)
 
 KvCacheOpt = Annotated[
-    float | None, typer.Option("--kv-cache-gib", help="CPU KV-cache size in GiB (local server).")
+    int | None, typer.Option("--kv-cache-gib", help="CPU KV-cache size in GiB (local server).")
 ]
 EagerOpt = Annotated[
     bool | None,

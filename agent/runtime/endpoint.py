@@ -12,6 +12,7 @@ import httpx
 from agent.config import Settings
 from agent.model_prep import resolve_model
 from agent.runtime.server import ManagedServer
+from agent.runtime.structured import StructuredGenerator
 
 
 class EndpointError(RuntimeError):
@@ -65,3 +66,10 @@ def open_endpoint(settings: Settings) -> Iterator[Endpoint]:
             startup_seconds=server.startup_seconds,
             log_path=str(server.log_path),
         )
+
+
+@contextmanager
+def open_generator(settings: Settings) -> Iterator[StructuredGenerator]:
+    """A `StructuredGenerator` on the configured endpoint, for the duration of the block."""
+    with open_endpoint(settings) as endpoint:
+        yield StructuredGenerator.for_endpoint(settings, endpoint.base_url, endpoint.model)

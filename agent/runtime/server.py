@@ -72,7 +72,7 @@ def server_command(settings: Settings, model: ResolvedModel, host: str, port: in
 def server_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     # On CPU the KV cache is host RAM; vLLM's default fraction fails when anything else runs.
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.kv_cache_gib:g}")
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.kv_cache_gib))
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     env.setdefault("DO_NOT_TRACK", "1")
     return env

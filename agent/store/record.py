@@ -60,6 +60,22 @@ MIGRATIONS: list[str] = [
         report TEXT NOT NULL
     );
     """,
+    # 2: profiles, one row per version (the latest is the highest version of a user).
+    """
+    CREATE TABLE profile_versions (
+        user_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        history_hash TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_id TEXT NOT NULL,
+        prompt_version INTEGER NOT NULL,
+        prompt_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        PRIMARY KEY (user_id, version)
+    );
+    """,
 ]
 
 

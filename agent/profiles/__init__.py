@@ -1,0 +1,1 @@
+"""LLM user profiles: prompt context, grounding checks, batch profiling, updates, cold start."""

@@ -1,0 +1,100 @@
+"""The part of a profile prompt that depends on the user: computed facts and the history
+lines, trimmed to a token budget with the most recent and most telling events first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from agent.profiles.scrub import excerpt, scrub
+from agent.schemas import Interaction, Item
+from agent.schemas.profile import ComputedFacts
+
+CHARS_PER_TOKEN = 3.5
+"""Conservative estimate for English with BPE tokenizers (SmolLM2, Llama, Qwen: ~4)."""
+ALWAYS_RECENT = 8
+REVIEW_CHARS = 240
+
+
+@dataclass(frozen=True)
+class HistoryContext:
+    lines: list[str]
+    shown_ids: list[str]
+    shown: int
+    total: int
+
+
+def estimate_tokens(text: str) -> int:
+    return int(len(text) / CHARS_PER_TOKEN) + 1
+
+
+def event_line(event: Interaction, item: Item | None) -> str:
+    title = scrub(item.title) if item else f"item {event.item_id}"
+    year = f" ({item.year})" if item and item.year and f"({item.year})" not in title else ""
+    parts = [f"- [{event.item_id}] {title}{year}"]
+    if item and item.categories:
+        parts.append(", ".join(scrub(c) for c in item.categories[:4]))
+    if event.rating is not None:
+        parts.append(f"rated {event.rating:g}")
+    elif event.event_type != "rating":
+        parts.append(str(event.event_type))
+    parts.append(event.timestamp.date().isoformat())
+    line = " | ".join(parts)
+    review = " ".join(t for t in (event.review_title, event.review_text) if t)
+    if review:
+        line += f"\n  <review>{excerpt(review, REVIEW_CHARS)}</review>"
+    return line
+
+
+def telling(event: Interaction, mean: float | None) -> float:
+    """How much an event says about taste: distance from the user's mean rating, plus reviews."""
+    score = abs(event.rating - mean) if event.rating is not None and mean is not None else 0.0
+    return score + (1.5 if event.review_text else 0.0)
+
+
+def select_events(
+    history: Sequence[Interaction], mean: float | None, budget_tokens: int, lines: dict[int, str]
+) -> list[int]:
+    """Indexes of events to show: the most recent few, then the most telling, then the rest
+    newest first, while the budget lasts. Returned in time order."""
+    newest_first = list(range(len(history) - 1, -1, -1))
+    recent = newest_first[:ALWAYS_RECENT]
+    rest = sorted(newest_first[ALWAYS_RECENT:], key=lambda i: (-telling(history[i], mean), -i))
+    chosen: list[int] = []
+    used = 0
+    for index in recent + rest:
+        cost = estimate_tokens(lines[index])
+        if used + cost > budget_tokens:
+            if index in recent:
+                continue
+            break
+        chosen.append(index)
+        used += cost
+    return sorted(chosen)
+
+
+def history_context(
+    history: Sequence[Interaction], items: Mapping[str, Item], facts: ComputedFacts, budget: int
+) -> HistoryContext:
+    lines = {i: event_line(e, items.get(e.item_id)) for i, e in enumerate(history)}
+    chosen = select_events(history, facts.rating_mean, budget, lines)
+    return HistoryContext(
+        lines=[lines[i] for i in chosen],
+        shown_ids=[history[i].item_id for i in chosen],
+        shown=len(chosen),
+        total=len(history),
+    )
+
+
+def facts_text(facts: ComputedFacts) -> str:
+    parts = [f"events: {facts.event_count}"]
+    if facts.rating_mean is not None:
+        parts.append(f"ratings: {facts.rated_count}, mean {facts.rating_mean:.2f}")
+    if facts.review_count:
+        parts.append(f"reviews: {facts.review_count}")
+    if facts.top_categories:
+        shares = ", ".join(f"{c.category} {c.share:.0%}" for c in facts.top_categories)
+        parts.append(f"top categories: {shares}")
+    if facts.first_event and facts.last_event:
+        parts.append(f"active {facts.first_event.date()} to {facts.last_event.date()}")
+    return "; ".join(parts)

@@ -1,0 +1,214 @@
+"""From a user in the record to a validated, grounded `UserProfile`.
+
+`Profiler.prepare_*` builds one request (prompt, a draft schema whose evidence ids are limited
+to the user's history, and everything needed to check the reply); `Profiler.finish` turns the
+model's draft into the stored profile. Batch orchestration is in `agent.profiles.batch`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from agent.config import Settings
+from agent.profiles.context import facts_text, history_context
+from agent.profiles.facts import compute_facts, history_hash
+from agent.profiles.grounding import ground, ground_cold_start
+from agent.profiles.scrub import scrub
+from agent.prompts import RenderedPrompt, load_prompt
+from agent.runtime.structured import Generated
+from agent.schemas import Interaction, Item
+from agent.schemas.profile import (
+    MAX_INTERESTS,
+    SELF_DESCRIPTION,
+    ComputedFacts,
+    Interest,
+    ProfileDraft,
+    ProfileKind,
+    Provenance,
+    UserProfile,
+    draft_schema,
+)
+from agent.store.profiles import ProfileStore
+from agent.store.record import RecordStore
+
+FEW_EVENTS = 5
+"""Below this many events a profile is low confidence, whatever the model says."""
+COLD_START_TEXT_CHARS = 1000
+
+
+class UnknownUserError(LookupError):
+    """The user has no events in the record (and no text for a cold start)."""
+
+
+@dataclass
+class ProfileRequest:
+    user_id: str
+    kind: ProfileKind
+    prompt: RenderedPrompt
+    schema: type[ProfileDraft]
+    facts: ComputedFacts
+    history_hash: str
+    history_events: int
+    version: int
+    history_ids: set[str] = field(default_factory=set)
+    items: dict[str, Item] = field(default_factory=dict)
+    text: str | None = None
+
+
+class Profiler:
+    def __init__(self, settings: Settings, record: RecordStore) -> None:
+        self.settings = settings
+        self.record = record
+        self.profiles = ProfileStore(record)
+        self._newest: datetime | None = None
+
+    def newest_event(self) -> datetime | None:
+        """The latest event in the store: 'recency' is measured against it, so that old
+        datasets (MovieLens 1998) read the same today as when they were collected."""
+        if self._newest is None:
+            row = self.record.conn.execute("SELECT max(ts_ms) FROM interactions").fetchone()
+            self._newest = datetime.fromtimestamp(row[0] / 1000, tz=UTC) if row[0] else None
+        return self._newest
+
+    def history(self, user_id: str) -> list[Interaction]:
+        """The whole history: facts and the history hash cover all of it."""
+        return self.record.history(user_id)
+
+    def recent(self, history: list[Interaction]) -> list[Interaction]:
+        """The events a prompt may draw lines from."""
+        return history[-self.settings.profile_history_events :]
+
+    def items_of(self, history: list[Interaction]) -> dict[str, Item]:
+        found = {}
+        for item_id in dict.fromkeys(e.item_id for e in history):
+            item = self.record.get_item(item_id)
+            if item is not None:
+                found[item_id] = item
+        return found
+
+    def prepare_full(
+        self, user_id: str, history: list[Interaction] | None = None
+    ) -> ProfileRequest:
+        history = self.history(user_id) if history is None else history
+        if not history:
+            raise UnknownUserError(
+                f"user {user_id} has no events: ingest some, or give --text for a cold start"
+            )
+        items = self.items_of(history)
+        facts = compute_facts(history, items, self.newest_event())
+        budget = self.settings.profile_history_tokens
+        context = history_context(self.recent(history), items, facts, budget)
+        prompt = load_prompt("profile").render(
+            facts=facts_text(facts), lines=context.lines, shown=context.shown, total=context.total
+        )
+        distinct = len(set(context.shown_ids))
+        return ProfileRequest(
+            user_id=user_id,
+            kind=ProfileKind.FULL,
+            prompt=prompt,
+            schema=draft_schema(context.shown_ids, max_interests=min(MAX_INTERESTS, distinct)),
+            facts=facts,
+            history_hash=history_hash(history),
+            history_events=len(history),
+            version=self.profiles.latest_version(user_id) + 1,
+            history_ids={e.item_id for e in history},
+            items=items,
+        )
+
+    def prepare_update(self, user_id: str, previous: UserProfile) -> ProfileRequest:
+        """Previous profile plus the events newer than it; a full profile when the history
+        changed without newer events (edits or back-dated events)."""
+        history = self.history(user_id)
+        cutoff = previous.facts.last_event
+        new_events = [e for e in history if cutoff is None or e.timestamp > cutoff]
+        if not new_events:
+            return self.prepare_full(user_id, history)
+        items = self.items_of(history)
+        facts = compute_facts(history, items, self.newest_event())
+        budget = self.settings.profile_history_tokens
+        context = history_context(self.recent(new_events), items, facts, budget)
+        kept_ids = [i for p in (*previous.interests, *previous.dislikes) for i in p.evidence]
+        allowed = [i for i in kept_ids if i != SELF_DESCRIPTION] + context.shown_ids
+        prompt = load_prompt("profile_update").render(
+            previous=previous_text(previous),
+            facts=facts_text(facts),
+            lines=context.lines,
+            shown=context.shown,
+            total=context.total,
+        )
+        return ProfileRequest(
+            user_id=user_id,
+            kind=ProfileKind.UPDATE,
+            prompt=prompt,
+            schema=draft_schema(allowed, max_interests=min(MAX_INTERESTS, len(set(allowed)))),
+            facts=facts,
+            history_hash=history_hash(history),
+            history_events=len(history),
+            version=previous.provenance.version + 1,
+            history_ids={e.item_id for e in history},
+            items=items,
+        )
+
+    def prepare_cold_start(self, user_id: str, text: str) -> ProfileRequest:
+        clean = scrub(text)[:COLD_START_TEXT_CHARS]
+        if not clean:
+            raise ValueError("--text is empty after removing personal data")
+        history = self.history(user_id)
+        items = self.items_of(history)
+        return ProfileRequest(
+            user_id=user_id,
+            kind=ProfileKind.COLD_START,
+            prompt=load_prompt("profile_cold_start").render(text=clean),
+            schema=draft_schema([SELF_DESCRIPTION], max_interests=3),
+            facts=compute_facts(history, items, self.newest_event()),
+            history_hash=history_hash(history),
+            history_events=len(history),
+            version=self.profiles.latest_version(user_id) + 1,
+            text=clean,
+        )
+
+    def finish(self, request: ProfileRequest, result: Generated[ProfileDraft]) -> UserProfile:
+        """Ground the draft and add facts and provenance. Confidence is capped by the facts:
+        a user with few events never gets more than a low-confidence profile."""
+        draft = result.value
+        if request.kind is ProfileKind.COLD_START:
+            interests, grounding = ground_cold_start(draft, request.text or "")
+            dislikes: list[Interest] = []
+        else:
+            interests, dislikes, grounding = ground(draft, request.history_ids, request.items)
+        confidence = draft.confidence
+        if request.facts.event_count < FEW_EVENTS or request.kind is ProfileKind.COLD_START:
+            confidence = "low"
+        meta = result.meta
+        return UserProfile(
+            user_id=request.user_id,
+            interests=interests,
+            dislikes=dislikes,
+            sentiment=draft.sentiment,
+            intent=draft.intent.strip(),
+            summary=draft.summary.strip(),
+            confidence=confidence,
+            facts=request.facts,
+            grounding=grounding,
+            provenance=Provenance(
+                model=meta.model,
+                prompt=meta.prompt,
+                history_hash=request.history_hash,
+                history_events=request.history_events,
+                created_at=datetime.now(UTC),
+                version=request.version,
+                kind=request.kind,
+                tokens_in=meta.tokens_in,
+                tokens_out=meta.tokens_out,
+                attempts=meta.attempts,
+                reasks=meta.reasks,
+                latency_s=round(meta.latency_s, 3),
+            ),
+        )
+
+
+def previous_text(profile: UserProfile) -> str:
+    """The previous profile as the update prompt shows it: the LLM-written part only."""
+    keep = {"interests", "dislikes", "sentiment", "intent", "summary", "confidence"}
+    return json.dumps(profile.model_dump(mode="json", include=keep), separators=(",", ":"))

@@ -1,0 +1,149 @@
+"""User profiles: what the LLM writes (`ProfileDraft`, bounded so small models terminate) and
+what personae stores (`UserProfile`: the draft after grounding checks, computed facts that need
+no LLM, and provenance)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from agent.prompts import PromptRef
+from agent.schemas.text import NonEmpty, clip
+
+Topic = Annotated[str, NonEmpty, clip(40)]
+Intent = Annotated[str, NonEmpty, clip(160)]
+Summary = Annotated[str, NonEmpty, clip(480)]
+SentimentLabel = Literal["positive", "neutral", "negative", "mixed"]
+Confidence = Literal["low", "medium", "high"]
+
+MAX_INTERESTS = 5
+MAX_DISLIKES = 3
+MAX_EVIDENCE = 4
+SELF_DESCRIPTION = "self-description"
+"""Evidence id of a cold-start interest: it comes from the user's own text, not an item."""
+
+
+class Sentiment(BaseModel):
+    label: SentimentLabel
+    score: float = Field(ge=-1.0, le=1.0, description="-1 very negative .. 1 very positive")
+
+
+class Interest(BaseModel):
+    topic: Topic
+    weight: float = Field(ge=0.0, le=1.0, description="How strong, 0..1")
+    sentiment: SentimentLabel
+    evidence: list[str] = Field(
+        min_length=1, max_length=MAX_EVIDENCE, description="Ids of history items showing it"
+    )
+
+
+class ProfileDraft(BaseModel):
+    """The LLM's part of a profile. `draft_schema` narrows evidence ids to the history."""
+
+    interests: list[Interest] = Field(min_length=1, max_length=MAX_INTERESTS)
+    dislikes: list[Interest] = Field(default_factory=list, max_length=MAX_DISLIKES)
+    sentiment: Sentiment
+    intent: Intent = Field(description="What they want next")
+    summary: Summary = Field(description="Two or three sentences")
+    confidence: Confidence
+
+
+def draft_schema(evidence_ids: list[str], max_interests: int = MAX_INTERESTS) -> type[ProfileDraft]:
+    """A `ProfileDraft` whose evidence ids must be one of `evidence_ids`: sent as a JSON-schema
+    enum, so vLLM's constrained decoding cannot produce an id outside the user's history."""
+    ids = tuple(dict.fromkeys(evidence_ids))
+    evidence_type: Any = Literal[ids]
+    grounded = create_model(
+        "GroundedInterest",
+        __base__=Interest,
+        evidence=(list[evidence_type], Field(min_length=1, max_length=MAX_EVIDENCE)),
+    )
+    limit = max(1, min(max_interests, MAX_INTERESTS))
+    return create_model(
+        "ProfileDraft",
+        __base__=ProfileDraft,
+        interests=(list[grounded], Field(min_length=1, max_length=limit)),
+        dislikes=(list[grounded], Field(default_factory=list, max_length=MAX_DISLIKES)),
+    )
+
+
+class CategoryShare(BaseModel):
+    category: str
+    share: float = Field(ge=0.0, le=1.0)
+
+
+class ComputedFacts(BaseModel):
+    """Facts about the history that need no LLM (also shown to the LLM in the prompt)."""
+
+    event_count: int
+    rated_count: int
+    rating_mean: float | None
+    review_count: int
+    top_categories: list[CategoryShare]
+    first_event: datetime | None
+    last_event: datetime | None
+    days_since_last: float | None = Field(
+        description="Days between this user's last event and the newest event in the store"
+    )
+
+
+class Grounding(BaseModel):
+    """How well the draft is backed by the history. Nothing invented reaches the store: ids
+    outside the history are removed, and an interest left without evidence is dropped."""
+
+    score: float = Field(ge=0.0, le=1.0, description="Kept interests backed by their evidence")
+    cited: int = 0
+    invalid_evidence: int = 0
+    dropped_interests: int = 0
+    unsupported_topics: int = Field(
+        0, description="Kept interests whose topic matches no category or title of the evidence"
+    )
+
+
+class ProfileKind(StrEnum):
+    FULL = "full"
+    UPDATE = "update"
+    COLD_START = "cold_start"
+
+
+class Provenance(BaseModel):
+    model: str
+    prompt: PromptRef
+    history_hash: str
+    history_events: int
+    created_at: datetime
+    version: int = Field(ge=1)
+    kind: ProfileKind
+    tokens_in: int = 0
+    tokens_out: int = 0
+    attempts: int = 1
+    reasks: int = 0
+    latency_s: float = 0.0
+
+
+class UserProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str
+    interests: list[Interest]
+    dislikes: list[Interest]
+    sentiment: Sentiment
+    intent: str
+    summary: str
+    confidence: Confidence
+    facts: ComputedFacts
+    grounding: Grounding
+    provenance: Provenance
+
+    def embedding_text(self) -> str:
+        """What the profile embedding is computed from: interests first, then the summary."""
+        liked = ", ".join(i.topic for i in self.interests)
+        disliked = ", ".join(i.topic for i in self.dislikes)
+        parts = [f"Likes: {liked}."]
+        if disliked:
+            parts.append(f"Dislikes: {disliked}.")
+        parts += [f"Wants: {self.intent}", self.summary]
+        return " ".join(parts)
