@@ -80,6 +80,41 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(
         None, description="Chroma server URL; unset: embedded store under data_dir."
     )
+    retrieve_depth: int = Field(
+        100, ge=1, description="Candidates each retriever (dense, collaborative, popularity) adds."
+    )
+    fusion_weight_dense: float = Field(1.0, ge=0, description="RRF weight of dense retrieval.")
+    fusion_weight_collaborative: float = Field(
+        1.0, ge=0, description="RRF weight of collaborative (EASE) retrieval."
+    )
+    fusion_weight_popularity: float = Field(
+        0.3, ge=0, description="RRF weight of popularity (the cold-start fallback)."
+    )
+    fusion_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant k.")
+    collaborative_lambda: float = Field(200.0, gt=0, description="EASE L2 regularization.")
+    collaborative_max_items: int = Field(
+        8000, ge=1, description="Most interacted items in the EASE model (dense items² matrix)."
+    )
+    popularity_half_life_days: float = Field(
+        90.0, gt=0, description="An event's popularity weight halves every this many days."
+    )
+    rerank_top_n: int = Field(20, ge=1, description="Fused candidates the LLM re-ranks.")
+    rerank_shuffles: int = Field(
+        1,
+        ge=1,
+        description="Re-rank this many orderings of the candidates, summed (position bias).",
+    )
+    rerank_blend: float = Field(
+        0.5, ge=0, le=1,
+        description="Weight of the LLM rank in the final order (0: retrieval order only).",
+    )  # fmt: skip
+    rerank_history_events: int = Field(
+        20, ge=1, description="Most recent history events shown to the re-rank model."
+    )
+    rerank_tokens_per_pick: int = Field(
+        40, ge=16, description="max_tokens budget per ranked item in a re-rank reply."
+    )
+    explain_max_tokens: int = Field(160, ge=32, description="Max tokens of an explanation.")
 
     @property
     def models_dir(self) -> Path:
