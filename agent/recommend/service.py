@@ -1,0 +1,393 @@
+"""`Recommender`: a user's profile and history in, ranked unseen items with reasons out.
+
+retrieve (dense + collaborative + popularity, same filters and exclusions) -> fuse (weighted
+RRF) -> optional LLM re-rank of the top N -> blend with the retrieval rank -> top k.
+
+A `Recommender` fits or loads its collaborative and popularity models on first use and keeps
+them: it sees the interactions as they were then (commands and benchmarks are short-lived;
+a new instance picks up new events)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel
+
+from agent.config import Settings
+from agent.prompts import PromptRef
+from agent.recommend.candidates import Allow, Scored, Source
+from agent.recommend.collaborative import EaseModel, load_or_fit
+from agent.recommend.dense import catalog_size, dense_candidates, profile_query_text
+from agent.recommend.filters import ItemFilter, ItemMeta, load_item_meta, parse_filters
+from agent.recommend.fusion import Fused, fuse
+from agent.recommend.popularity import PopularityModel, fit_popularity
+from agent.recommend.reasons import retrieval_reason
+from agent.recommend.rerank import (
+    RerankOutcome,
+    RerankRequest,
+    arerank,
+    blend,
+    prepare_rerank,
+    rerank,
+)
+from agent.recommend.signals import positive_events, positive_items, seen_items
+from agent.runtime.structured import StructuredGenerator
+from agent.schemas import Interaction, Item
+from agent.schemas.profile import UserProfile
+from agent.store.item_index import ItemIndex
+from agent.store.profiles import ProfileStore
+from agent.store.record import RecordStore
+
+
+class NoProfileError(LookupError):
+    """The user is known but has no profile yet."""
+
+
+class UnknownUserError(LookupError):
+    """Neither events nor a profile for this user."""
+
+
+class UnknownItemError(LookupError):
+    """The item is not in the record."""
+
+
+class Recommendation(BaseModel):
+    rank: int
+    item_id: str
+    title: str
+    year: int | None
+    categories: list[str]
+    score: float
+    """Blended rank score in [0, 1] after a re-rank (0 past the re-ranked pool); the fused RRF
+    score without one."""
+    sources: list[str]
+    source_ranks: dict[str, int]
+    retrieval_rank: int
+    llm_rank: int | None = None
+    reason: str
+    reason_by: Literal["llm", "retrieval"]
+    cited: list[str]
+    """History item ids the reason relies on (always ids from the user's history)."""
+
+
+class RerankSummary(BaseModel):
+    prompt: PromptRef | None
+    candidates: int
+    runs: int
+    failed_runs: int
+    blend: float
+    tokens_in: int
+    tokens_out: int
+    attempts: int
+    reasks: int
+    latency_s: float
+    errors: list[str]
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    k: int
+    filters: list[str]
+    reranked: bool
+    profile_version: int
+    items: list[Recommendation]
+    rerank: RerankSummary | None = None
+    timings: dict[str, float]
+
+
+@dataclass
+class Retrieval:
+    """Everything retrieval produced for one user, kept for re-rank, assembly and explain."""
+
+    user_id: str
+    profile: UserProfile
+    history: list[Interaction]
+    exclude: set[str]
+    positive: list[str]
+    lists: dict[str, list[Scored]]
+    fused: list[Fused]
+    filters: ItemFilter
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
+
+
+class Recommender:
+    def __init__(
+        self,
+        settings: Settings,
+        record: RecordStore,
+        index: ItemIndex,
+        generator: StructuredGenerator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.record = record
+        self.index = index
+        self.generator = generator
+        self.profiles = ProfileStore(record)
+        self._meta: dict[str, ItemMeta] | None = None
+        self._ease: EaseModel | None = None
+        self._popularity: PopularityModel | None = None
+        self._catalog_size: int | None = None
+        self.refitted = False
+        """Whether the collaborative model had to be fitted (not loaded) by this instance."""
+
+    # -- models and catalog ----------------------------------------------------------------
+
+    @property
+    def item_meta(self) -> dict[str, ItemMeta]:
+        if self._meta is None:
+            self._meta = load_item_meta(self.record)
+        return self._meta
+
+    def collaborative(self) -> EaseModel:
+        if self._ease is None:
+            s = self.settings
+            self._ease, self.refitted = load_or_fit(
+                self.record, s.data_dir, s.collaborative_lambda, s.collaborative_max_items
+            )
+        return self._ease
+
+    def popularity(self) -> PopularityModel:
+        if self._popularity is None:
+            events = ((e.item_id, e.ts_ms) for e in positive_events(self.record, False))
+            self._popularity = fit_popularity(events, self.settings.popularity_half_life_days)
+        return self._popularity
+
+    def catalog_size(self) -> int:
+        if self._catalog_size is None:
+            self._catalog_size = catalog_size(self.index)
+        return self._catalog_size
+
+    def weights(self) -> dict[str, float]:
+        s = self.settings
+        return {
+            Source.DENSE: s.fusion_weight_dense,
+            Source.COLLABORATIVE: s.fusion_weight_collaborative,
+            Source.POPULARITY: s.fusion_weight_popularity,
+        }
+
+    def parse_filters(self, specs: list[str]) -> ItemFilter:
+        known = {c for meta in self.item_meta.values() for c in meta.categories}
+        return parse_filters(specs, known)
+
+    def item(self, item_id: str) -> Item:
+        item = self.record.get_item(item_id)
+        if item is None:
+            raise UnknownItemError(f"no item {item_id!r} in the record")
+        return item
+
+    def items(self, ids: list[str]) -> dict[str, Item]:
+        found = {}
+        for item_id in dict.fromkeys(ids):
+            item = self.record.get_item(item_id)
+            if item is not None:
+                found[item_id] = item
+        return found
+
+    def profile_of(self, user_id: str) -> UserProfile:
+        profile = self.profiles.get(user_id)
+        if profile is not None:
+            return profile
+        if self.record.get_user(user_id) is None:
+            raise UnknownUserError(f"user {user_id!r} is not in the record")
+        raise NoProfileError(
+            f"user {user_id} has no profile yet: run `personae profile --users {user_id}`"
+        )
+
+    # -- retrieval ---------------------------------------------------------------------------
+
+    def allow(self, filters: ItemFilter) -> Allow | None:
+        if not filters:
+            return None
+        meta = self.item_meta
+        return lambda item_id: filters.matches(meta.get(item_id))
+
+    def retrieve(
+        self, user_id: str, filters: ItemFilter | None = None, depth: int | None = None
+    ) -> Retrieval:
+        """Candidate lists from every source and their fusion, seen items excluded."""
+        filters = filters or ItemFilter()
+        depth = depth or self.settings.retrieve_depth
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        profile = self.profile_of(user_id)
+        history = self.record.history(user_id)
+        exclude = seen_items(history)
+        positive = positive_items(history)
+        allow = self.allow(filters)
+        lists: dict[str, list[Scored]] = {}
+        with timed(timings, "dense_s"):
+            lists[Source.DENSE] = dense_candidates(
+                self.index,
+                profile_query_text(profile),
+                depth,
+                where=filters.where(),
+                exclude=exclude,
+                catalog_size=self.catalog_size(),
+            )
+        with timed(timings, "collaborative_s"):
+            ease = self.collaborative()
+            lists[Source.COLLABORATIVE] = ease.recommend(positive, depth, exclude, allow)
+        with timed(timings, "popularity_s"):
+            lists[Source.POPULARITY] = self.popularity().top(depth, exclude, allow)
+        with timed(timings, "fusion_s"):
+            fused = fuse(
+                lists,
+                self.weights(),
+                k=self.settings.fusion_rrf_k,
+                exclude=exclude,
+                allow=allow,
+            )
+        timings["retrieve_s"] = time.perf_counter() - started
+        return Retrieval(
+            user_id, profile, history, exclude, positive, lists, fused, filters, timings
+        )
+
+    # -- recommend ---------------------------------------------------------------------------
+
+    def rerank_request(self, retrieval: Retrieval, k: int) -> RerankRequest | None:
+        pool = [f.item_id for f in retrieval.fused[: self.settings.rerank_top_n]]
+        if not pool:
+            return None
+        s = self.settings
+        items = self.items(
+            pool + [e.item_id for e in retrieval.history[-s.rerank_history_events :]]
+        )
+        return prepare_rerank(
+            retrieval.user_id,
+            retrieval.profile,
+            retrieval.history,
+            items,
+            [c for c in pool if c in items],
+            picks=min(k, len(pool)),
+            shuffles=s.rerank_shuffles,
+            history_events=s.rerank_history_events,
+            tokens_per_pick=s.rerank_tokens_per_pick,
+            seed=s.seed,
+        )
+
+    def _generator(self) -> StructuredGenerator:
+        if self.generator is None:
+            raise RuntimeError("re-rank needs an LLM: pass a generator, or rerank=False")
+        return self.generator
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        filters: ItemFilter | None = None,
+        rerank_with_llm: bool = True,
+    ) -> Recommendations:
+        retrieval = self.retrieve(user_id, filters)
+        outcome = None
+        if rerank_with_llm:
+            request = self.rerank_request(retrieval, k)
+            if request is not None:
+                with timed(retrieval.timings, "rerank_s"):
+                    outcome = rerank(self._generator(), request)
+        return self.assemble(retrieval, k, outcome)
+
+    async def arecommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        filters: ItemFilter | None = None,
+        rerank_with_llm: bool = True,
+    ) -> Recommendations:
+        """Like `recommend`, with the re-rank shuffles run concurrently."""
+        retrieval = self.retrieve(user_id, filters)
+        outcome = None
+        if rerank_with_llm:
+            request = self.rerank_request(retrieval, k)
+            if request is not None:
+                with timed(retrieval.timings, "rerank_s"):
+                    outcome = await arerank(self._generator(), request)
+        return self.assemble(retrieval, k, outcome)
+
+    def assemble(
+        self, retrieval: Retrieval, k: int, outcome: RerankOutcome | None
+    ) -> Recommendations:
+        fused = {f.item_id: f for f in retrieval.fused}
+        order = [f.item_id for f in retrieval.fused]
+        pool_size = self.settings.rerank_top_n if outcome is not None else 0
+        weight = self.settings.rerank_blend
+        ranks = outcome.llm_ranks if outcome is not None else {}
+        head = blend(order[:pool_size], ranks, weight) if pool_size else []
+        tail_score = 0.0 if outcome is not None else None  # below every blended score
+        final = head + [
+            (i, fused[i].score if tail_score is None else tail_score) for i in order[pool_size:]
+        ]
+        chosen = final[:k]
+        items = self.items([i for i, _ in chosen] + [e.item_id for e in retrieval.history])
+        titles = {
+            e.item_id: items[e.item_id].title for e in retrieval.history if e.item_id in items
+        }
+        ease = self.collaborative()
+        popularity = self.popularity()
+        results = []
+        for rank, (item_id, score) in enumerate(chosen, start=1):
+            entry, item = fused[item_id], items[item_id]
+            pick = outcome.picks.get(item_id) if outcome is not None else None
+            if pick is not None:
+                reason, cited, by = pick.reason, pick.cited, "llm"
+            else:
+                made = retrieval_reason(
+                    item, entry.hits, retrieval.profile, retrieval.positive, titles, ease,
+                    popularity,
+                )  # fmt: skip
+                reason, cited, by = made.text, made.cited, "retrieval"
+            results.append(
+                Recommendation(
+                    rank=rank,
+                    item_id=item_id,
+                    title=item.title,
+                    year=item.year,
+                    categories=list(item.categories),
+                    score=score if outcome is not None else entry.score,
+                    sources=entry.sources,
+                    source_ranks={s: h.rank for s, h in entry.hits.items()},
+                    retrieval_rank=order.index(item_id) + 1,
+                    llm_rank=ranks.get(item_id),
+                    reason=reason,
+                    reason_by=by,
+                    cited=cited,
+                )
+            )
+        return Recommendations(
+            user_id=retrieval.user_id,
+            k=k,
+            filters=retrieval.filters.specs(),
+            reranked=outcome is not None and bool(outcome.llm_ranks),
+            profile_version=retrieval.profile.provenance.version,
+            items=results,
+            rerank=self._summary(outcome, weight) if outcome is not None else None,
+            timings={key: round(v, 4) for key, v in retrieval.timings.items()},
+        )
+
+    @staticmethod
+    def _summary(outcome: RerankOutcome, weight: float) -> RerankSummary:
+        return RerankSummary(
+            prompt=outcome.prompt,
+            candidates=len(outcome.llm_ranks),
+            runs=outcome.runs,
+            failed_runs=outcome.failed_runs,
+            blend=weight,
+            tokens_in=outcome.tokens_in,
+            tokens_out=outcome.tokens_out,
+            attempts=outcome.attempts,
+            reasks=outcome.reasks,
+            latency_s=round(outcome.latency_s, 3),
+            errors=outcome.errors,
+        )
