@@ -36,6 +36,8 @@ def event_line(event: Interaction, item: Item | None) -> str:
         parts.append(", ".join(scrub(c) for c in item.categories[:4]))
     if event.rating is not None:
         parts.append(f"rated {event.rating:g}")
+    elif event.event_type == "feedback" and event.attributes.get("label"):
+        parts.append(f"feedback {scrub(str(event.attributes['label']))}")  # personae feedback
     elif event.event_type != "rating":
         parts.append(str(event.event_type))
     parts.append(event.timestamp.date().isoformat())

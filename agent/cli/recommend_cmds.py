@@ -1,0 +1,228 @@
+"""`personae recommend`, `personae explain` and `personae feedback`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agent.cli.common import (
+    BaseUrlOpt,
+    DataDirOpt,
+    JsonOpt,
+    ModelOpt,
+    console,
+    fail,
+    make_settings,
+    print_json,
+)
+from agent.config import Settings
+from agent.embeddings import Embedder, SentenceTransformerEmbedder
+from agent.model_prep import ModelNotAvailableError
+from agent.recommend.explain import Explainer, Explanation
+from agent.recommend.feedback import FeedbackTargetError, record_feedback
+from agent.recommend.filters import FilterError, ItemFilter
+from agent.recommend.service import (
+    NoProfileError,
+    Recommendations,
+    Recommender,
+    UnknownItemError,
+    UnknownUserError,
+)
+from agent.recommend.signals import FeedbackLabel
+from agent.runtime.endpoint import EndpointError, open_generator
+from agent.runtime.server import ServerStartError
+from agent.runtime.structured import LLMUnavailableError, StructuredGenerator
+from agent.store.chroma import open_client
+from agent.store.item_index import ItemIndex
+from agent.store.record import RecordStore
+
+LLM_ERRORS = (ModelNotAvailableError, EndpointError, ServerStartError, LLMUnavailableError)
+LOOKUP_ERRORS = (NoProfileError, UnknownUserError, UnknownItemError, FilterError, LookupError)
+
+FilterOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="Item filter, repeatable (all must hold): category=Drama, category!=Horror, "
+        "category=Drama|Comedy, year>=1990, year<2000.",
+    ),
+]
+KOpt = Annotated[int, typer.Option("--k", min=1, help="How many items.")]
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """How these commands get an embedder (tests swap in the hash embedder here)."""
+    return SentenceTransformerEmbedder(settings.embedding_model)
+
+
+@contextmanager
+def llm(settings: Settings, wanted: bool) -> Iterator[StructuredGenerator | None]:
+    """A generator on the configured endpoint when `wanted`, else None (no server started)."""
+    if not wanted:
+        yield None
+        return
+    with open_generator(settings) as generator:
+        yield generator
+
+
+@contextmanager
+def recommender(settings: Settings, generator: StructuredGenerator | None) -> Iterator[Recommender]:
+    with RecordStore.at(settings.data_dir) as record:
+        index = ItemIndex(open_client(settings), load_embedder(settings))
+        if index.get_collection() is None:
+            fail("no item index: run `personae index items` first")
+        yield Recommender(settings, record, index, generator)
+
+
+def parse(rec: Recommender, specs: list[str] | None) -> ItemFilter:
+    try:
+        return rec.parse_filters(specs or [])
+    except FilterError as err:
+        fail(str(err))
+
+
+def recommend_cmd(
+    user_id: Annotated[str, typer.Argument(metavar="USER", help="The user.")],
+    k: KOpt = 10,
+    no_rerank: Annotated[
+        bool, typer.Option("--no-rerank", help="Retrieval and fusion only: no LLM.")
+    ] = False,
+    filters: FilterOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recommend unseen items with reasons: dense (profile), collaborative (EASE) and
+    popularity candidates, fused, then re-ranked by the LLM (ids limited to the candidates).
+
+    Examples: personae recommend 42 | personae recommend 42 --no-rerank --filter year>=1990"""
+    settings = make_settings(model=model, base_url=base_url, data_dir=data_dir)
+    try:
+        with llm(settings, not no_rerank) as generator, recommender(settings, generator) as rec:
+            chosen = parse(rec, filters)
+            if generator is None:
+                result = rec.recommend(user_id, k, chosen, rerank_with_llm=False)
+            else:
+                result = asyncio.run(rec.arecommend(user_id, k, chosen))
+    except LOOKUP_ERRORS as err:
+        fail(str(err).strip("'\""))
+    except LLM_ERRORS as err:
+        fail(f"{err}\n(--no-rerank recommends without the LLM)")
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    show_recommendations(result)
+
+
+def show_recommendations(result: Recommendations) -> None:
+    how = "LLM re-rank blended with retrieval" if result.reranked else "retrieval only"
+    title = f"user {result.user_id}: top {len(result.items)} ({how})"
+    if result.filters:
+        title += " | " + ", ".join(result.filters)
+    table = Table(title=title)
+    for column in ("rank", "title", "score", "source(s)", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in result.items:
+        name = f"{r.title} ({r.year})" if r.year and str(r.year) not in r.title else r.title
+        cited = f" [{', '.join(r.cited)}]" if r.cited else ""
+        table.add_row(
+            str(r.rank),
+            f"{name}\n[dim]id {r.item_id}[/]",
+            f"{r.score:.3f}",
+            ", ".join(r.sources),
+            f"{r.reason}{cited}",
+        )
+    console.print(table)
+    if not result.items:
+        console.print("no items left to recommend (everything is seen or filtered out)")
+    summary = result.rerank
+    if summary is not None and summary.failed_runs:
+        console.print(
+            f"[yellow]re-rank: {summary.failed_runs} of {summary.runs} run(s) gave no valid "
+            f"ranking; those fell back to retrieval order[/]"
+        )
+
+
+def explain_cmd(
+    user_id: Annotated[str, typer.Argument(metavar="USER", help="The user.")],
+    item_id: Annotated[str, typer.Argument(metavar="ITEM", help="Any item in the catalog.")],
+    k: KOpt = 10,
+    filters: FilterOpt = None,
+    no_llm: Annotated[
+        bool, typer.Option("--no-llm", help="Computed facts only; no LLM wording.")
+    ] = False,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why an item is or is not recommended to a user (any item, in the list or not): whether
+    they already have it, filters, each retriever's rank for it, and an LLM explanation that
+    cites the user's history."""
+    settings = make_settings(model=model, base_url=base_url, data_dir=data_dir)
+    try:
+        with llm(settings, not no_llm) as generator, recommender(settings, generator) as rec:
+            result = Explainer(rec).explain(user_id, item_id, k, parse(rec, filters), generator)
+    except LOOKUP_ERRORS as err:
+        fail(str(err).strip("'\""))
+    except LLM_ERRORS as err:
+        fail(f"{err}\n(--no-llm explains without the LLM)")
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    show_explanation(result)
+
+
+def show_explanation(result: Explanation) -> None:
+    table = Table(title=f"user {result.user_id}, item {result.item_id}: {result.title}")
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("verdict", result.verdict)
+    table.add_row("facts", "\n".join(result.facts) or "-")
+    cited = f" [{', '.join(result.cited)}]" if result.cited else ""
+    table.add_row("retrieval reason", result.reason + cited)
+    if result.llm_explanation is not None:
+        llm_cited = f" [{', '.join(result.llm_cited)}]" if result.llm_cited else ""
+        table.add_row("explanation", result.llm_explanation + llm_cited)
+    if result.llm_error:
+        table.add_row("explanation", f"[yellow]no valid LLM reply: {result.llm_error}[/]")
+    console.print(table)
+
+
+def feedback_cmd(
+    user_id: Annotated[str, typer.Argument(metavar="USER", help="The user.")],
+    item_id: Annotated[str, typer.Argument(metavar="ITEM", help="The item.")],
+    label: Annotated[
+        FeedbackLabel, typer.Argument(metavar="LABEL", help="liked|disliked|clicked|dismissed")
+    ],
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a user's reaction to an item. The item is not recommended to them again;
+    liked/clicked count as interest for the collaborative model; the profile becomes stale,
+    so `personae update` folds the feedback in."""
+    settings = make_settings(data_dir=data_dir)
+    with RecordStore.at(settings.data_dir) as record:
+        try:
+            event = record_feedback(record, user_id, item_id, label)
+        except FeedbackTargetError as err:
+            fail(str(err).strip("'\""))
+    if as_json:
+        print_json(event.model_dump(mode="json"))
+        return
+    console.print(
+        f"recorded: user {user_id} {label.value} item {item_id}; "
+        "run `personae update` to refresh the profile"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recommend")(recommend_cmd)
+    app.command("explain")(explain_cmd)
+    app.command("feedback")(feedback_cmd)
