@@ -76,6 +76,42 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, version)
     );
     """,
+    # 3: segments of users (k-means over profile vectors), one run per `personae segments`.
+    """
+    CREATE TABLE segment_runs (
+        id INTEGER PRIMARY KEY,
+        k INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        algorithm TEXT NOT NULL,
+        embedding_model TEXT NOT NULL,
+        users INTEGER NOT NULL,
+        inertia REAL NOT NULL,
+        model TEXT,
+        prompt_id TEXT,
+        prompt_version INTEGER,
+        prompt_hash TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE segments (
+        run_id INTEGER NOT NULL REFERENCES segment_runs(id) ON DELETE CASCADE,
+        segment INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        named_by TEXT NOT NULL,
+        top_interests TEXT NOT NULL,
+        PRIMARY KEY (run_id, segment)
+    );
+    CREATE TABLE segment_members (
+        run_id INTEGER NOT NULL,
+        segment INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        profile_version INTEGER NOT NULL,
+        distance REAL NOT NULL,
+        PRIMARY KEY (run_id, user_id),
+        FOREIGN KEY (run_id, segment) REFERENCES segments(run_id, segment) ON DELETE CASCADE
+    );
+    CREATE INDEX segment_members_by_user ON segment_members(user_id);
+    """,
 ]
 
 
