@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import data_cmds, model_cmds, profile_cmds, recommend_cmds, runtime_cmds
+from agent.cli import (
+    data_cmds,
+    model_cmds,
+    profile_cmds,
+    recommend_cmds,
+    runtime_cmds,
+    segment_cmds,
+)
 
 app = typer.Typer(
     name="personae",
@@ -17,4 +24,5 @@ model_cmds.register(app)
 runtime_cmds.register(app)
 data_cmds.register(app)
 profile_cmds.register(app)
+segment_cmds.register(app)
 recommend_cmds.register(app)
