@@ -4,9 +4,10 @@
 setup:
 	bash scripts/setup.sh
 
-# The main job on the embedded defaults: local vLLM on CPU with the packaged model.
+# The main job on the embedded defaults: ingest the bundled sample, index items, profile
+# users with the local vLLM on CPU (packaged model), show a profile.
 run: setup
-	.venv/bin/personae runtime check
+	bash scripts/main_job.sh
 
 # The whole suite, slow tests (real vLLM server, embeddings, Chroma) included.
 test: setup

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra arguments for the local vLLM server."
     )
     startup_timeout: float = Field(300.0, gt=0, description="Seconds to wait for /health.")
-    request_timeout: float = Field(120.0, gt=0, description="Seconds per LLM request.")
+    request_timeout: float = Field(
+        600.0, gt=0, description="Seconds per LLM request (CPU generation of a long reply is slow)."
+    )
     concurrency: int = Field(16, ge=1, description="Concurrent LLM requests in batch jobs.")
     transport_retries: int = Field(
         4, ge=0, description="Retries on connection errors/5xx/timeouts."
@@ -66,12 +68,12 @@ class Settings(BaseSettings):
     temperature: float = Field(0.0, ge=0)
     seed: int = Field(0)
     profile_history_tokens: int = Field(
-        1200, ge=100, description="Token budget for history lines in a profile prompt."
+        800, ge=100, description="Token budget for history lines in a profile prompt."
     )
     profile_history_events: int = Field(
         200, ge=1, description="Most recent events a profile prompt draws its lines from."
     )
-    profile_max_tokens: int = Field(450, ge=64, description="Max tokens of a profile reply.")
+    profile_max_tokens: int = Field(360, ge=64, description="Max tokens of a profile reply.")
     embedding_model: str = Field(
         "default",
         description="'default' (packaged all-MiniLM-L6-v2) or any sentence-transformers "

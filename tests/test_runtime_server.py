@@ -125,3 +125,17 @@ def test_managed_server_dies_with_its_owner(how: signal.Signals) -> None:
     while pids_in_group(server_pgid) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not pids_in_group(server_pgid)
+
+
+def test_one_generator_serves_several_event_loops(
+    llm_settings: Settings, vllm_endpoint: Endpoint
+) -> None:
+    """Batch jobs call asyncio.run per chunk: the HTTP client must not outlive its loop."""
+    generator = strict_generator(llm_settings, vllm_endpoint)
+    jobs = [(review_prompt("Loved it."), MovieReview)]
+    for _ in range(2):
+        results = asyncio.run(generator.abatch(jobs, max_tokens=80))
+        assert isinstance(results[0], Generated)
+    assert isinstance(
+        generator.generate(review_prompt("Meh."), MovieReview, max_tokens=80), Generated
+    )

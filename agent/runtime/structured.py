@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+import httpx
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -136,6 +137,10 @@ def make_chat_model(settings: Settings, base_url: str, model: str) -> BaseChatMo
         seed=settings.seed,
         timeout=settings.request_timeout,
         max_retries=0,
+        # Own clients: langchain-openai's shared default async client is bound to the first
+        # event loop that used it, and every asyncio.run() makes a new loop.
+        http_client=httpx.Client(timeout=settings.request_timeout),
+        http_async_client=httpx.AsyncClient(timeout=settings.request_timeout),
     )
 
 
@@ -150,6 +155,8 @@ class StructuredGenerator:
     ) -> None:
         self.settings = settings
         self.base_url = base_url
+        self.model_factory: Callable[[], BaseChatModel] | None = None
+        self._loop_model: tuple[asyncio.AbstractEventLoop, BaseChatModel] | None = None
         self.chat_model = chat_model
         self.model_name = model_name
         self.retry_wait = retry_wait or wait_exponential_jitter(multiplier=0.5, max=10.0)
@@ -157,7 +164,9 @@ class StructuredGenerator:
     @classmethod
     def for_endpoint(cls, settings: Settings, base_url: str, model: str) -> StructuredGenerator:
         chat_model = make_chat_model(settings, base_url, model)
-        return cls(settings, chat_model, model, base_url=base_url)
+        generator = cls(settings, chat_model, model, base_url=base_url)
+        generator.model_factory = lambda: make_chat_model(settings, base_url, model)
+        return generator
 
     async def agenerate(
         self,
@@ -168,7 +177,7 @@ class StructuredGenerator:
         check: Check[T] | None = None,
     ) -> Generated[T]:
         talk = _Conversation(self, prompt, schema, check)
-        bound = self._bind(schema, max_tokens)
+        bound = self._bind(schema, max_tokens, self._async_model())
         while True:
             try:
                 async for attempt in self._retrying(AsyncRetrying):
@@ -245,8 +254,20 @@ class StructuredGenerator:
             raise failed.exceptions[0] from failed
         return [r for r in results if r is not None]
 
-    def _bind(self, schema: type[BaseModel], max_tokens: int | None) -> Runnable[Any, Any]:
-        return self.chat_model.bind(
+    def _async_model(self) -> BaseChatModel:
+        """The chat model for the running event loop: HTTP clients cannot cross loops, so a
+        generator made by `for_endpoint` gets a fresh client per loop."""
+        if self.model_factory is None:
+            return self.chat_model
+        loop = asyncio.get_running_loop()
+        if self._loop_model is None or self._loop_model[0] is not loop:
+            self._loop_model = (loop, self.model_factory())
+        return self._loop_model[1]
+
+    def _bind(
+        self, schema: type[BaseModel], max_tokens: int | None, model: BaseChatModel | None = None
+    ) -> Runnable[Any, Any]:
+        return (model or self.chat_model).bind(
             response_format=json_schema_format(schema), max_tokens=max_tokens
         )
 
