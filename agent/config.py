@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     enforce_eager: bool = Field(
         True, description="Skip graph capture: ~17 s vs ~83 s start on CPU."
     )
+    dtype: str = Field(
+        "auto",
+        description="Weights/activations dtype of the local server. 'auto': float32 on CPUs "
+        "without native bf16 (vLLM would emulate bf16, several times slower), else vLLM's choice.",
+    )
     max_model_len: int = Field(4096, ge=256, description="Max context of the local server.")
     compact_json: bool = Field(
         True,
@@ -67,6 +72,13 @@ class Settings(BaseSettings):
     max_reasks: int = Field(2, ge=0, description="Re-asks after a reply fails validation.")
     temperature: float = Field(0.0, ge=0)
     seed: int = Field(0)
+    frequency_penalty: float = Field(
+        0.5,
+        ge=-2,
+        le=2,
+        description="Small models loop under greedy decoding until max_tokens; 0.5 took the "
+        "default model from 3/6 to 6/6 valid runtime samples. Set 0 for large models.",
+    )
     profile_history_tokens: int = Field(
         800, ge=100, description="Token budget for history lines in a profile prompt."
     )

@@ -57,8 +57,8 @@ def prompts(n: int) -> list[RenderedPrompt]:
     return [template.render(title=t, year=y) for t, y in (TITLES * (n // len(TITLES) + 1))[:n]]
 
 
-async def run_raw(endpoint: Endpoint, items: list[RenderedPrompt], concurrency: int,
-                  max_tokens: int) -> Round:  # fmt: skip
+async def run_raw(endpoint: Endpoint, settings: Settings, items: list[RenderedPrompt],
+                  concurrency: int, max_tokens: int) -> Round:  # fmt: skip
     client = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key="EMPTY", max_retries=0)
     semaphore = asyncio.Semaphore(concurrency)
     fmt = json_schema_format(FilmSample)
@@ -72,8 +72,9 @@ async def run_raw(endpoint: Endpoint, items: list[RenderedPrompt], concurrency: 
                 messages=[m.model_dump() for m in prompt.messages],  # type: ignore[misc]
                 response_format=fmt,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
-                temperature=0.0,
-                seed=0,
+                temperature=settings.temperature,
+                seed=settings.seed,
+                frequency_penalty=settings.frequency_penalty,
             )
         tokens += reply.usage.completion_tokens if reply.usage else 0
         try:
@@ -104,10 +105,11 @@ async def run_personae(generator: StructuredGenerator, items: list[RenderedPromp
 async def bench(endpoint: Endpoint, settings: Settings, args: argparse.Namespace) -> list[Round]:
     items = prompts(args.requests)
     generator = StructuredGenerator.for_endpoint(settings, endpoint.base_url, endpoint.model)
-    await run_raw(endpoint, items[: args.concurrency], args.concurrency, args.max_tokens)  # warm
+    warm = items[: args.concurrency]
+    await run_raw(endpoint, settings, warm, args.concurrency, args.max_tokens)
     rounds = []
     for _ in range(args.rounds):
-        rounds.append(await run_raw(endpoint, items, args.concurrency, args.max_tokens))
+        rounds.append(await run_raw(endpoint, settings, items, args.concurrency, args.max_tokens))
         rounds.append(await run_personae(generator, items, args.max_tokens))
     return rounds
 
