@@ -1,0 +1,37 @@
+"""What every chat tool is bound to: ONE user and the stores, fixed when the session starts.
+
+The model never passes a user id: no tool argument schema has one, and every tool reads
+`ToolContext.user_id`, so whatever the model asks for it can only read this user's data.
+The context also remembers which item ids the tools showed, so an answer's citations can be
+checked against what this user's tools actually returned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agent.recommend.service import Recommender
+from agent.store.profile_index import ProfileIndex
+
+
+class ToolInputError(ValueError):
+    """The model asked for something that does not exist or cannot be done. The message is
+    sent back to the model as the tool result, so it says what to do instead."""
+
+
+@dataclass
+class ToolContext:
+    user_id: str
+    recommender: Recommender
+    profile_index: ProfileIndex | None = None
+    """Profile vectors for `similar_users`; None disables that tool's lookups."""
+    surfaced: dict[str, None] = field(default_factory=dict)
+    """Item ids shown by tools in this session, in order (an ordered set)."""
+
+    def surface(self, item_ids: list[str]) -> None:
+        for item_id in item_ids:
+            self.surfaced.setdefault(item_id, None)
+
+    def history_ids(self) -> list[str]:
+        """The user's item ids, most recent first."""
+        events = self.recommender.record.history(self.user_id)
+        return list(dict.fromkeys(e.item_id for e in reversed(events)))
