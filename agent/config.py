@@ -5,6 +5,7 @@ environment at import time: call `Settings()` where settings are needed."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -129,6 +130,39 @@ class Settings(BaseSettings):
         40, ge=16, description="max_tokens budget per ranked item in a re-rank reply."
     )
     explain_max_tokens: int = Field(160, ge=32, description="Max tokens of an explanation.")
+    eval_history_cap: int = Field(
+        50, ge=1, description="Eval: most recent training events a user's systems see (LLMRank)."
+    )
+    eval_candidates: int = Field(
+        20, ge=2, description="Eval llmrank: candidates per user (held-out item + random unseen)."
+    )
+    eval_min_history: int = Field(
+        3, ge=1, description="Eval: fewest training events a user needs to be evaluated."
+    )
+    eval_bootstrap: int = Field(
+        1000, ge=10, description="Eval: bootstrap resamples over users for confidence intervals."
+    )
+    eval_rerank_picks: int = Field(
+        20,
+        ge=1,
+        description="Eval: candidates the LLM must rank (unranked ones follow in shown order).",
+    )
+    chat_tool_calling: Literal["constrained", "native"] = Field(
+        "constrained",
+        description="'constrained': tool calls decoded against a JSON schema (valid by "
+        "construction; small models). 'native': the server's tool calling (needs "
+        "--tool-call-parser and --enable-auto-tool-choice; models whose template has tools).",
+    )
+    chat_max_steps: int = Field(
+        3, ge=1, description="Tool calls per chat turn; then the model must answer."
+    )
+    chat_max_tokens: int = Field(
+        160, ge=32, description="Max tokens of one chat model reply (a tool call or the answer)."
+    )
+    chat_max_reasks: int = Field(1, ge=0, description="Re-asks after an unparsable chat reply.")
+    chat_context_turns: int = Field(
+        3, ge=1, description="Past chat turns (with their tool results) kept in the context."
+    )
 
     @property
     def models_dir(self) -> Path:
