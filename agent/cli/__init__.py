@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from agent.cli import (
+    chat_cmds,
     data_cmds,
     model_cmds,
     profile_cmds,
@@ -26,3 +27,4 @@ data_cmds.register(app)
 profile_cmds.register(app)
 segment_cmds.register(app)
 recommend_cmds.register(app)
+chat_cmds.register(app)
