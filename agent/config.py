@@ -130,23 +130,6 @@ class Settings(BaseSettings):
         40, ge=16, description="max_tokens budget per ranked item in a re-rank reply."
     )
     explain_max_tokens: int = Field(160, ge=32, description="Max tokens of an explanation.")
-    eval_history_cap: int = Field(
-        50, ge=1, description="Eval: most recent training events a user's systems see (LLMRank)."
-    )
-    eval_candidates: int = Field(
-        20, ge=2, description="Eval llmrank: candidates per user (held-out item + random unseen)."
-    )
-    eval_min_history: int = Field(
-        3, ge=1, description="Eval: fewest training events a user needs to be evaluated."
-    )
-    eval_bootstrap: int = Field(
-        1000, ge=10, description="Eval: bootstrap resamples over users for confidence intervals."
-    )
-    eval_rerank_picks: int = Field(
-        20,
-        ge=1,
-        description="Eval: candidates the LLM must rank (unranked ones follow in shown order).",
-    )
     chat_tool_calling: Literal["constrained", "native"] = Field(
         "constrained",
         description="'constrained': tool calls decoded against a JSON schema (valid by "
