@@ -43,7 +43,7 @@ class SegmentName(BaseModel):
     """What the LLM writes for one segment."""
 
     name: Annotated[str, NonEmpty, clip(40)] = Field(description="Two to four words")
-    description: Annotated[str, NonEmpty, clip(200)] = Field(description="One sentence")
+    description: Annotated[str, NonEmpty, clip(160)] = Field(description="One sentence")
 
 
 class SegmentationError(ValueError):

@@ -41,7 +41,7 @@ class SourceStanding(BaseModel):
 
 
 class ExplanationDraft(BaseModel):
-    explanation: Annotated[str, NonEmpty, clip(400)] = Field(description="Two short sentences")
+    explanation: Annotated[str, NonEmpty, clip(240)] = Field(description="Two short sentences")
     cited: list[str] = Field(default_factory=list, max_length=MAX_CITED)
 
 

@@ -26,7 +26,7 @@ from agent.schemas import Interaction, Item
 from agent.schemas.profile import UserProfile
 from agent.schemas.text import NonEmpty, clip
 
-Reason = Annotated[str, NonEmpty, clip(160)]
+Reason = Annotated[str, NonEmpty, clip(100)]
 MAX_CITED = 3
 PROMPT_ID = "rerank"
 

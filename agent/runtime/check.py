@@ -30,7 +30,7 @@ class FilmSample(BaseModel):
 
     genre: Genre
     keywords: list[str] = Field(min_length=1, max_length=3)
-    summary: Annotated[str, NonEmpty, clip(200)]
+    summary: Annotated[str, NonEmpty, clip(160)]
 
 
 class RuntimeReport(BaseModel):

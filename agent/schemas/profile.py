@@ -14,8 +14,8 @@ from agent.prompts import PromptRef
 from agent.schemas.text import NonEmpty, clip
 
 Topic = Annotated[str, NonEmpty, clip(40)]
-Intent = Annotated[str, NonEmpty, clip(160)]
-Summary = Annotated[str, NonEmpty, clip(480)]
+Intent = Annotated[str, NonEmpty, clip(120)]
+Summary = Annotated[str, NonEmpty, clip(240)]
 SentimentLabel = Literal["positive", "neutral", "negative", "mixed"]
 Confidence = Literal["low", "medium", "high"]
 
