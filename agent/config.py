@@ -74,11 +74,12 @@ class Settings(BaseSettings):
     temperature: float = Field(0.0, ge=0)
     seed: int = Field(0)
     frequency_penalty: float = Field(
-        0.5,
+        0.0,
         ge=-2,
         le=2,
-        description="Small models loop under greedy decoding until max_tokens; 0.5 took the "
-        "default model from 3/6 to 6/6 valid runtime samples. Set 0 for large models.",
+        description="OpenAI frequency penalty. Measured with the default model on 16 ML-100K "
+        "profiles: 0.5 turned repetition loops into gibberish and doubled tokens (bounded text "
+        "fields already end the loops), so the default is 0.",
     )
     profile_history_tokens: int = Field(
         800, ge=100, description="Token budget for history lines in a profile prompt."
