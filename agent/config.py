@@ -128,9 +128,29 @@ class Settings(BaseSettings):
         20, ge=1, description="Most recent history events shown to the re-rank model."
     )
     rerank_tokens_per_pick: int = Field(
-        40, ge=16, description="max_tokens budget per ranked item in a re-rank reply."
+        56,
+        ge=16,
+        description="max_tokens budget per ranked item in a re-rank reply (a full pick, reason "
+        "at its 100-character bound and three cited ids, is ~49 SmolLM2 tokens).",
     )
     explain_max_tokens: int = Field(160, ge=32, description="Max tokens of an explanation.")
+    eval_history_cap: int = Field(
+        50, ge=1, description="Eval: most recent training events a user's systems see (LLMRank)."
+    )
+    eval_candidates: int = Field(
+        20, ge=2, description="Eval llmrank: candidates per user (held-out item + random unseen)."
+    )
+    eval_min_history: int = Field(
+        3, ge=1, description="Eval: fewest training events a user needs to be evaluated."
+    )
+    eval_bootstrap: int = Field(
+        1000, ge=10, description="Eval: bootstrap resamples over users for confidence intervals."
+    )
+    eval_rerank_picks: int = Field(
+        20,
+        ge=1,
+        description="Eval: candidates the LLM must rank (unranked ones follow in shown order).",
+    )
     chat_tool_calling: Literal["constrained", "native"] = Field(
         "constrained",
         description="'constrained': tool calls decoded against a JSON schema (valid by "
