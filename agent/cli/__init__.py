@@ -7,6 +7,7 @@ import typer
 from agent.cli import (
     chat_cmds,
     data_cmds,
+    eval_cmds,
     model_cmds,
     profile_cmds,
     recommend_cmds,
@@ -28,3 +29,4 @@ profile_cmds.register(app)
 segment_cmds.register(app)
 recommend_cmds.register(app)
 chat_cmds.register(app)
+eval_cmds.register(app)

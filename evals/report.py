@@ -1,0 +1,102 @@
+"""`report.md`: the summary as Markdown tables, the plots, and the published numbers the
+llmrank protocol is meant to be compared with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evals.manifest import Manifest
+from evals.summary import ProtocolSummary, RunSummary, SystemSummary
+
+PUBLISHED = """\
+Published llmrank NDCG@10 (Hou et al., ECIR'24; ML-1M / Amazon Games, 20 candidates):
+ChatGPT 48.80 / 50.31, GPT-4 46.74 / 62.88, popularity 52.33 / 52.96, BPR-MF 64.29 / 66.27,
+SASRec 78.89 / 75.92; random 22.72. These are other datasets: read them as a scale, not a
+target (this run's data is in the manifest)."""
+
+HEADLINE = "ndcg@10"
+
+
+def cell(system: SystemSummary, metric: str, interval: bool) -> str:
+    m = system.metrics[metric]
+    return f"{m.mean:.2f} [{m.low:.2f}, {m.high:.2f}]" if interval else f"{m.mean:.2f}"
+
+
+def metric_table(systems: dict[str, SystemSummary], metrics: list[str]) -> list[str]:
+    head = ["system", *metrics, "users covered"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, system in systems.items():
+        cells = [cell(system, m, m == HEADLINE) for m in metrics]
+        n = next(iter(system.metrics.values())).n
+        ms = f"{system.ms_per_user:.2f}" if system.ms_per_user is not None else "-"
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {system.covered}/{n} ({ms} ms/user) |"
+        )
+    return lines
+
+
+def protocol_section(summary: ProtocolSummary, plot: str | None) -> list[str]:
+    lines = [f"## Protocol: {summary.protocol.value} ({summary.users} users)", ""]
+    lines += [f"Values x100; {HEADLINE} with a 95% bootstrap interval over users.", ""]
+    lines += metric_table(summary.systems, summary.metrics)
+    if summary.retrieved_only is not None:
+        lines += ["", f"Users whose held-out item was retrieved in the top 20: "
+                      f"{summary.retrieved_users}/{summary.users}", ""]  # fmt: skip
+        lines += metric_table(summary.retrieved_only, summary.metrics)
+    if summary.position_bias:
+        lines += ["", "Position bias: NDCG@10 by position of the held-out item as shown", ""]
+        buckets = list(next(iter(summary.position_bias.values())))
+        lines += ["| system | " + " | ".join(buckets) + " |", "|" + "---|" * (len(buckets) + 1)]
+        for system, row in summary.position_bias.items():
+            values = ["-" if v is None else f"{v:.2f}" for v in row.values()]
+            lines.append(f"| {system} | " + " | ".join(values) + " |")
+    if plot:
+        lines += ["", f"![{summary.protocol.value}]({plot})"]
+    return lines + [""]
+
+
+def kv_table(title: str, data: dict[str, Any]) -> list[str]:
+    lines = [f"### {title}", "", "| what | value |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in data.items()]
+    return lines + [""]
+
+
+def render(summary: RunSummary, manifest: Manifest, plots: dict[str, str]) -> str:
+    lines = [f"# personae eval {summary.run_id}", ""]
+    if summary.smoke:
+        fakes = ", ".join(manifest.fakes) or "none"
+        lines += [
+            f"> **SMOKE RUN with fake backends ({fakes}): these numbers prove the plumbing "
+            "only and mean nothing about quality.**",
+            "",
+        ]
+    lines += [
+        f"Stage **{summary.stage}**, seed {summary.seed}, {summary.users} users. "
+        f"LLM: `{summary.backends['llm']}`; embedder: `{summary.backends['embedder']}`; "
+        f"git `{manifest.git_commit}`{' (dirty tree)' if manifest.git_dirty else ''}; "
+        f"data `{manifest.data_hash[:16]}`.",
+        "",
+    ]
+    for name, protocol in summary.protocols.items():
+        lines += protocol_section(protocol, plots.get(name))
+    lines += ["## Checks", ""] + [f"- {k}: {v}" for k, v in summary.checks.items()] + [""]
+    lines += ["## Quality", ""]
+    for title, data in summary.quality.items():
+        lines += kv_table(title, data)
+    lines += ["## Cost and speed", ""]
+    for title, data in summary.cost.items():
+        lines += kv_table(title, data)
+    for extra in ("position_bias", "latency"):
+        if extra in plots:
+            lines += [f"![{extra}]({plots[extra]})", ""]
+    lines += ["## Reference", "", PUBLISHED, ""]
+    lines += ["## Reproduce", "", "```", manifest.options.get("command", ""), "```", ""]
+    return "\n".join(lines)
+
+
+def write_report(run_dir: Path, summary: RunSummary, manifest: Manifest,
+                 plots: dict[str, str]) -> Path:  # fmt: skip
+    path = run_dir / "report.md"
+    path.write_text(render(summary, manifest, plots), encoding="utf-8")
+    return path

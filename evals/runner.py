@@ -1,0 +1,348 @@
+"""`eval run`: split, fit the baselines on the training prefix, profile and re-rank with the
+LLM (cached), run every protocol for every user, and write the run folder:
+
+    per_user.jsonl   one `UserRecord` per user (candidates, every system's rank and metrics,
+                     the profile, the re-rank with its reasons)
+    summary.json     `RunSummary`: metrics with bootstrap intervals, quality, cost
+    manifest.json    git commit, model, prompts, seeds, data hash, options
+    report.md + *.png
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from agent.config import Settings
+from agent.embeddings import Embedder
+from agent.profiles.profiler import Profiler
+from agent.recommend.candidates import Scored
+from agent.recommend.collaborative import fit_ease
+from agent.recommend.dense import profile_query_text
+from agent.recommend.popularity import fit_popularity
+from agent.recommend.rerank import RerankRequest, prepare_rerank
+from agent.runtime.structured import StructuredGenerator
+from agent.schemas import Item
+from agent.store.item_index import ItemIndex
+from agent.store.record import RecordStore
+from evals.backends import check_backends
+from evals.cache import JsonlCache
+from evals.llm import LLMStages, ProfileResult, RerankResult
+from evals.protocols import (
+    TOP,
+    Protocol,
+    ProtocolRecord,
+    UserRecord,
+    run_full,
+    run_llmrank,
+    run_two_stage,
+)
+from evals.sampling import choose_users, llmrank_candidates
+from evals.splits import Stage, StageData, UserSplit, build_stage, data_hash, load_histories
+from evals.systems import (
+    CollaborativeSystem,
+    DenseSystem,
+    FusionSystem,
+    PopularitySystem,
+    RandomSystem,
+    System,
+    Vectors,
+    history_queries,
+)
+
+Task = Callable[[str, int], Callable[[], None]]
+"""progress(label, total) -> advance(): the CLI shows rich bars, tests pass a no-op."""
+
+
+def no_progress(label: str, total: int) -> Callable[[], None]:
+    return lambda: None
+
+
+class RunOptions(BaseModel):
+    protocols: list[Protocol] = Field(min_length=1)
+    users: int | None = 200
+    user_ids: list[str] | None = None
+    seed: int = 0
+    stage: Stage = Stage.TEST
+    shuffles: int = Field(1, ge=1)
+    blend: float = Field(0.5, ge=0, le=1)
+    use_llm: bool = True
+    smoke: bool = False
+    out_dir: Path
+    cache_dir: Path
+
+
+@dataclass
+class EvalContext:
+    settings: Settings
+    record: RecordStore
+    index: ItemIndex
+    embedder: Embedder
+    generator: StructuredGenerator | None
+
+
+@dataclass
+class Prepared:
+    """Everything fixed before any system runs."""
+
+    data: StageData
+    users: list[str]
+    catalog: list[str]
+    items: dict[str, Item]
+    data_hash: str
+    ratings: dict[str, list[float]]
+    fakes: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class EvalError(RuntimeError):
+    """The data or index cannot support the requested eval."""
+
+
+def prepare(ctx: EvalContext, options: RunOptions) -> Prepared:
+    fakes = check_backends(ctx.generator, ctx.embedder, options.smoke)
+    s = ctx.settings
+    histories = load_histories(ctx.record)
+    if not histories:
+        raise EvalError(f"no interactions in {ctx.record.path}: run `personae ingest` first")
+    catalog = [row[0] for row in ctx.record.conn.execute("SELECT item_id FROM items ORDER BY 1")]
+    data = build_stage(histories, options.stage, s.eval_history_cap, s.eval_min_history)
+    if options.user_ids:
+        missing = [u for u in options.user_ids if u not in data.splits]
+        if missing:
+            raise EvalError(f"users not evaluable (unknown or too little history): {missing[:5]}")
+        users = list(dict.fromkeys(options.user_ids))
+    else:
+        users = choose_users(list(data.splits), options.users, options.seed)
+    if not users:
+        raise EvalError("no evaluable users")
+    wanted = {i for u in users for i in (data.splits[u].target, *data.splits[u].prior)}
+    items = {i: item for i in wanted if (item := ctx.record.get_item(i)) is not None}
+    ratings = {u: [e.rating for e in data.splits[u].history if e.rating is not None] for u in users}
+    return Prepared(data, users, catalog, items, data_hash(histories, catalog), ratings, fakes)
+
+
+def item_vectors(index: ItemIndex, embedder: Embedder) -> tuple[list[str], Vectors]:
+    """The item index's stored vectors (what dense retrieval searches), in id order."""
+    collection = index.get_collection()
+    if collection is None:
+        raise EvalError("no item index: run `personae index items` first")
+    built_with = (collection.metadata or {}).get("embedding_model")
+    if built_with != embedder.model_id:
+        raise EvalError(
+            f"the item index was built with {built_with!r}, not {embedder.model_id!r}: "
+            "run `personae index items` with the same embedding model"
+        )
+    ids: list[str] = []
+    rows: list[Vectors] = []
+    for page in index.pages(collection, include=["embeddings"]):
+        ids.extend(page["ids"])
+        rows.append(np.asarray(page["embeddings"], dtype=np.float32))
+    order = np.argsort(np.array(ids))
+    return [ids[i] for i in order], np.concatenate(rows)[order]
+
+
+class Runner:
+    def __init__(self, ctx: EvalContext, options: RunOptions, progress: Task = no_progress):
+        self.ctx = ctx
+        self.options = options
+        self.progress = progress
+        self.stages: LLMStages | None = None
+        if ctx.generator is not None and options.use_llm:
+            cache = JsonlCache(options.cache_dir / "llm-cache.jsonl")
+            self.stages = LLMStages(ctx.generator, cache)
+        self.system_seconds: dict[str, dict[str, float]] = {}
+
+    @property
+    def with_llm(self) -> bool:
+        return self.stages is not None
+
+    def systems(self, prep: Prepared, profiles: dict[str, ProfileResult]) -> dict[str, System]:
+        s = self.ctx.settings
+        started = time.perf_counter()
+        ease = fit_ease(prep.data.train_pairs, s.collaborative_lambda, s.collaborative_max_items)
+        popularity = fit_popularity(prep.data.train_events, s.popularity_half_life_days)
+        prep.timings["fit_s"] = round(time.perf_counter() - started, 3)
+        ids, vectors = item_vectors(self.ctx.index, self.ctx.embedder)
+        splits = {u: prep.data.splits[u] for u in prep.users}
+        found: dict[str, System] = {
+            "random": RandomSystem(prep.catalog, self.options.seed),
+            "popularity": PopularitySystem(popularity),
+            "collaborative": CollaborativeSystem(ease),
+            "dense-history": DenseSystem("dense-history", ids, vectors,
+                                         history_queries(splits, ids, vectors)),
+        }  # fmt: skip
+        found["fusion-history"] = self.fusion("fusion-history", found, found["dense-history"])
+        if self.with_llm:
+            dense = DenseSystem("dense-profile", ids, vectors, self.profile_queries(profiles))
+            found["dense-profile"] = dense
+            found["fusion"] = self.fusion("fusion", found, dense)
+        return found
+
+    def fusion(self, name: str, found: dict[str, System], dense: System) -> FusionSystem:
+        s = self.ctx.settings
+        return FusionSystem(
+            name,
+            {"dense": dense, "collaborative": found["collaborative"],
+             "popularity": found["popularity"]},
+            {"dense": s.fusion_weight_dense, "collaborative": s.fusion_weight_collaborative,
+             "popularity": s.fusion_weight_popularity},
+            s.fusion_rrf_k,
+            s.retrieve_depth,
+        )  # fmt: skip
+
+    def profile_queries(self, profiles: dict[str, ProfileResult]) -> dict[str, Vectors]:
+        made = {u: r.profile for u, r in profiles.items() if r.profile is not None}
+        if not made:
+            return {}
+        users = list(made)
+        vectors = self.ctx.embedder.embed([profile_query_text(made[u]) for u in users])
+        return {u: vectors[i] for i, u in enumerate(users)}
+
+    @property
+    def fusion_name(self) -> str:
+        return "fusion" if self.with_llm else "fusion-history"
+
+    # -- LLM stages --------------------------------------------------------------------------
+
+    def profiles(self, prep: Prepared) -> dict[str, ProfileResult]:
+        if self.stages is None:
+            return {}
+        profiler = Profiler(self.ctx.settings, self.ctx.record)
+        requests = {u: profiler.prepare_full(u, list(prep.data.splits[u].history))
+                    for u in prep.users}  # fmt: skip
+        advance = self.progress("profiles (training prefix)", len(requests))
+        return self.stages.profiles(profiler, requests, advance)
+
+    def rerank_request(
+        self, split: UserSplit, profile: ProfileResult | None, shown: list[str], prep: Prepared
+    ) -> RerankRequest | None:
+        if profile is None or profile.profile is None:
+            return None
+        s = self.ctx.settings
+        items = {i: prep.items[i] for i in (*shown, *(e.item_id for e in split.history))
+                 if i in prep.items}  # fmt: skip
+        for i in shown:
+            if i not in items and (item := self.ctx.record.get_item(i)) is not None:
+                items[i] = prep.items[i] = item
+        return prepare_rerank(
+            split.user_id, profile.profile, list(split.history), items, shown,
+            picks=min(s.eval_rerank_picks, len(shown)), shuffles=self.options.shuffles,
+            history_events=s.rerank_history_events, tokens_per_pick=s.rerank_tokens_per_pick,
+            seed=self.options.seed,
+        )  # fmt: skip
+
+    def reranks(
+        self, label: str, shown: dict[str, list[str]], prep: Prepared,
+        profiles: dict[str, ProfileResult],
+    ) -> dict[str, RerankResult]:  # fmt: skip
+        if self.stages is None:
+            return {}
+        requests = {}
+        for user_id, candidates in shown.items():
+            split = prep.data.splits[user_id]
+            request = self.rerank_request(split, profiles.get(user_id), candidates, prep)
+            if request is not None:
+                requests[user_id] = request
+        advance = self.progress(f"re-rank ({label})", len(requests))
+        return self.stages.reranks(requests, advance)
+
+    # -- protocols ---------------------------------------------------------------------------
+
+    def timed_systems(self, protocol: Protocol, systems: dict[str, System]) -> dict[str, System]:
+        """The same systems, with the wall time of each one's calls added up per protocol."""
+        seconds = self.system_seconds.setdefault(protocol.value, {})
+        return {name: Timed(system, seconds) for name, system in systems.items()}
+
+    def run_protocol(
+        self, protocol: Protocol, prep: Prepared, systems: dict[str, System],
+        profiles: dict[str, ProfileResult],
+    ) -> dict[str, ProtocolRecord]:  # fmt: skip
+        timed = self.timed_systems(protocol, systems)
+        splits = {u: prep.data.splits[u] for u in prep.users}
+        weight, s = self.options.blend, self.ctx.settings
+        if protocol is Protocol.FULL:
+            return {u: run_full(split, timed) for u, split in splits.items()}
+        if protocol is Protocol.LLMRANK:
+            shown = {
+                u: llmrank_candidates(split, prep.catalog, s.eval_candidates, self.options.seed)
+                for u, split in splits.items()
+            }
+            reranks = self.reranks("llmrank", shown, prep, profiles)
+            return {
+                u: run_llmrank(split, shown[u], timed, self.fusion_name, reranks.get(u), weight,
+                               self.with_llm)
+                for u, split in splits.items()
+            }  # fmt: skip
+        fusion = timed[self.fusion_name]
+        retrieved = {u: [h.item_id for h in fusion.top(split, TOP)] for u, split in splits.items()}
+        reranks = self.reranks("two-stage", {u: r for u, r in retrieved.items() if r}, prep,
+                               profiles)  # fmt: skip
+        return {
+            u: run_two_stage(split, retrieved[u], self.fusion_name, reranks.get(u), weight,
+                             self.with_llm)
+            for u, split in splits.items()
+        }  # fmt: skip
+
+    def run(self) -> tuple[Prepared, list[UserRecord]]:
+        prep = prepare(self.ctx, self.options)
+        profiles = self.profiles(prep)
+        systems = self.systems(prep, profiles)
+        by_protocol = {p: self.run_protocol(p, prep, systems, profiles)
+                       for p in self.options.protocols}  # fmt: skip
+        records = [
+            UserRecord(
+                user_id=u,
+                stage=self.options.stage.value,
+                target=prep.data.splits[u].target,
+                history_ids=[e.item_id for e in prep.data.splits[u].history],
+                profile=profiles.get(u),
+                protocols={p.value: by_protocol[p][u] for p in self.options.protocols},
+            )
+            for u in prep.users
+        ]
+        return prep, records
+
+
+@dataclass
+class Timed:
+    """A system whose `order`/`top` calls add their wall time to `seconds[name]`."""
+
+    system: System
+    seconds: dict[str, float]
+
+    @property
+    def name(self) -> str:
+        return self.system.name
+
+    def covers(self, split: UserSplit) -> bool:
+        return self.system.covers(split)
+
+    def order(self, split: UserSplit, candidates: Sequence[str]) -> list[str]:
+        started = time.perf_counter()
+        try:
+            return self.system.order(split, candidates)
+        finally:
+            self._add(started)
+
+    def top(self, split: UserSplit, n: int) -> list[Scored]:
+        started = time.perf_counter()
+        try:
+            return self.system.top(split, n)
+        finally:
+            self._add(started)
+
+    def _add(self, started: float) -> None:
+        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - started
+
+
+def run_id(options: RunOptions, users: int) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    protocols = "+".join(p.value for p in options.protocols)
+    return f"{stamp}-{options.stage.value}-{protocols}-{users}u-s{options.seed}"

@@ -1,0 +1,241 @@
+"""The eval harness end to end on a small synthetic catalog (real SQLite and Chroma, the hash
+embedder, the smoke LLM): no leakage of the held-out item into any prompt, reproducibility
+per seed, the refusal of fake backends, the run folder, resume from the cache, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import PrivateAttr
+from typer.testing import CliRunner
+
+from agent.cli import app, eval_cmds
+from agent.config import Settings
+from agent.embeddings import Embedder, HashEmbedder
+from agent.runtime.structured import StructuredGenerator
+from agent.schemas import Interaction, Item, User
+from agent.store.chroma import open_client
+from agent.store.item_index import ItemIndex
+from agent.store.record import RecordStore
+from evals.backends import FakeBackendError
+from evals.execute import RunResult, execute, load_records
+from evals.protocols import Protocol
+from evals.runner import EvalContext, RunOptions
+from evals.smoke import SmokeChatModel
+
+GENRES = ["Action", "Comedy", "Drama", "Horror", "Sci-Fi"]
+START = datetime(2021, 1, 1, tzinfo=UTC)
+NON_LLM = ("random", "popularity", "collaborative", "dense-history", "fusion-history")
+
+
+class RecordingSmoke(SmokeChatModel):
+    """The smoke model, keeping every prompt it was sent."""
+
+    _prompts: list[str] = PrivateAttr(default_factory=list)
+
+    def _reply(self, messages: list[Any], kwargs: dict[str, Any]) -> Any:
+        self._prompts.append("\n".join(str(m.content) for m in messages))
+        return super()._reply(messages, kwargs)
+
+
+@dataclass
+class World:
+    settings: Settings
+    record: RecordStore
+    index: ItemIndex
+
+
+def build(tmp_path: Path, embedder: Embedder | None = None) -> World:
+    settings = Settings(data_dir=tmp_path / "data", concurrency=4, max_reasks=1)
+    record = RecordStore.at(settings.data_dir)
+    rng = random.Random(7)
+    items = [
+        Item(item_id=str(i), title=f"Film{i} {GENRES[i % 5]} tale", year=1990 + i % 10,
+             categories=[GENRES[i % 5], GENRES[(i * 3) % 5]])
+        for i in range(1, 61)
+    ]  # fmt: skip
+    held_out = [
+        Item(item_id=f"h{u}", title=f"Heldout{u} {GENRES[u % 5]} tale", categories=[GENRES[u % 5]])
+        for u in range(1, 25)
+    ]
+    with record.writer() as writer:
+        for item in items + held_out:
+            writer.put_item(item)
+        for u in range(1, 25):
+            user = f"u{u}"
+            writer.put_user(User(user_id=user))
+            liked = [it.item_id for it in items if int(it.item_id) % 5 in (u % 5, (u + 1) % 5)]
+            picks = rng.sample(liked, 8) + rng.sample([it.item_id for it in items], 4)
+            days = rng.sample(range(200), len(set(picks)))
+            for item_id, day in zip(dict.fromkeys(picks), days, strict=False):
+                writer.add_interaction(
+                    Interaction(user_id=user, item_id=item_id, rating=float(rng.randint(1, 5)),
+                                timestamp=START + timedelta(days=day))
+                )  # fmt: skip
+            last = START + timedelta(days=300)  # everyone's newest event: an item only they have
+            writer.add_interaction(Interaction(user_id=user, item_id=f"h{u}", rating=5.0,
+                                               timestamp=last))  # fmt: skip
+    index = ItemIndex(open_client(settings), embedder or HashEmbedder())
+    index.refresh(record.iter_items())
+    return World(settings, record, index)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return build(tmp_path)
+
+
+def run(
+    world: World, tmp_path: Path, model: SmokeChatModel | None = None, **given: Any
+) -> RunResult:
+    chat = model or SmokeChatModel()
+    generator = StructuredGenerator(world.settings, chat, "smoke", base_url="(test)")
+    ctx = EvalContext(world.settings, world.record, world.index, world.index.embedder, generator)
+    options = RunOptions(
+        protocols=given.pop("protocols", list(Protocol)),
+        users=given.pop("users", 8),
+        smoke=given.pop("smoke", True),
+        out_dir=tmp_path / given.pop("out", "runs"),
+        cache_dir=tmp_path / "cache",
+        **given,
+    )
+    return execute(ctx, options)
+
+
+def test_held_out_item_never_reaches_a_profile_prompt_or_a_history(
+    world: World, tmp_path: Path
+) -> None:
+    """Every user's held-out item is one nobody else has: it may appear in a prompt only as a
+    candidate (that is the protocol), never in a profile prompt, a profile block or a history."""
+    model = RecordingSmoke()
+    result = run(world, tmp_path, model, protocols=[Protocol.LLMRANK, Protocol.TWO_STAGE])
+    records = load_records(result.run_dir)
+    assert records and all(r.target == f"h{r.user_id[1:]}" for r in records)
+    assert len(model._prompts) >= 2 * len(records)
+    shown_as_candidate = 0
+    for prompt in model._prompts:
+        outside = prompt
+        if "<candidates>\n" in prompt:
+            head, rest = prompt.split("<candidates>\n", 1)
+            block, tail = rest.split("</candidates>", 1)
+            outside = head + tail
+            shown_as_candidate += sum(f"[{r.target}]" in block for r in records)
+        for record in records:
+            title = f"Heldout{record.user_id[1:]} "
+            assert f"[{record.target}]" not in outside and title not in outside
+    assert shown_as_candidate >= len(records)
+    for record in records:
+        assert record.target not in record.history_ids
+        profile = record.profile.profile  # type: ignore[union-attr]
+        assert profile is not None
+        assert record.target not in {i for x in profile.interests for i in x.evidence}
+        assert record.target in record.protocols["llmrank"].candidates
+
+
+def non_llm(result: RunResult) -> list[Any]:
+    rows = []
+    for record in load_records(result.run_dir):
+        for name, entry in record.protocols.items():
+            systems = {k: v.model_dump() for k, v in entry.systems.items() if k in NON_LLM}
+            rows.append((record.user_id, name, entry.candidates, systems))
+    return rows
+
+
+def test_same_seed_same_candidates_and_non_llm_metrics(world: World, tmp_path: Path) -> None:
+    first = run(world, tmp_path, out="a", seed=5)
+    second = run(world, tmp_path, out="b", seed=5)
+    assert non_llm(first) == non_llm(second)
+    for protocol in ("llmrank", "full"):
+        a = first.summary.protocols[protocol].systems
+        b = second.summary.protocols[protocol].systems
+        assert {k: a[k].metrics for k in NON_LLM} == {k: b[k].metrics for k in NON_LLM}
+    other = run(world, tmp_path, out="c", seed=6)
+    assert non_llm(other) != non_llm(first)
+
+
+def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Path) -> None:
+    result = run(world, tmp_path, shuffles=2)
+    names = {"llmrank", "full", "two-stage"}
+    assert set(result.summary.protocols) == names
+    llmrank = result.summary.protocols["llmrank"].systems
+    assert set(llmrank) == {*NON_LLM, "dense-profile", "fusion", "llm-rerank", "blended"}
+    stage = result.summary.protocols["two-stage"]
+    assert stage.retrieved_users is not None and stage.retrieved_only is not None
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert {"per_user.jsonl", "summary.json", "manifest.json", "report.md"} <= files
+    assert {"llmrank-ndcg10.png", "position_bias.png", "latency.png"} <= files
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["prompts"]["rerank"]["hash"] and manifest["data_hash"]
+    assert manifest["seeds"]["eval"] == 0 and manifest["smoke"] is True
+    report = (result.run_dir / "report.md").read_text()
+    assert "SMOKE RUN" in report and "| llm-rerank |" in report and "22.72" in report
+    quality = result.summary.quality
+    assert quality["profiles"]["schema_valid_rate"] == 1.0
+    assert quality["re-rank (llmrank)"]["reasons_citing_outside_prefix"] == 0.0
+    assert result.summary.cost["re-rank"]["tokens_out_per_user"] > 0
+    for record in load_records(result.run_dir):
+        candidates = record.protocols["llmrank"].candidates
+        assert len(candidates) == 20 and record.target in candidates
+        assert record.protocols["llmrank"].rerank.runs == 2  # type: ignore[union-attr]
+
+
+def test_fake_backends_are_refused_without_smoke(world: World, tmp_path: Path) -> None:
+    with pytest.raises(FakeBackendError, match="--smoke"):
+        run(world, tmp_path, smoke=False)
+
+
+def test_a_rerun_takes_llm_results_from_the_cache(world: World, tmp_path: Path) -> None:
+    first = run(world, tmp_path, protocols=[Protocol.LLMRANK], out="a")
+    model = RecordingSmoke()
+    second = run(world, tmp_path, model, protocols=[Protocol.LLMRANK], out="b")
+    assert model._prompts == []
+    assert second.summary.cost["profiles"]["from_cache"] == 8
+    a, b = first.summary.protocols["llmrank"], second.summary.protocols["llmrank"]
+    assert {k: v.metrics for k, v in a.systems.items()} == {
+        k: v.metrics for k, v in b.systems.items()
+    }
+
+
+def cli(world: World, monkeypatch: pytest.MonkeyPatch, *args: str, data: bool = True) -> Any:
+    def no_server(settings: Settings) -> Any:
+        raise AssertionError("the eval CLI tried to reach an LLM server")
+
+    monkeypatch.setattr(eval_cmds, "load_embedder", lambda settings: HashEmbedder())
+    monkeypatch.setattr(eval_cmds, "open_generator", no_server)
+    extra = ["--data-dir", str(world.settings.data_dir)] if data else []
+    return CliRunner().invoke(app, [*args, *extra])
+
+
+def test_cli_run_compare_and_tune_blend(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = str(tmp_path / "runs")
+    refused = cli(world, monkeypatch, "eval", "run", "--users", "5", "--out", out)
+    assert refused.exit_code == 1 and "--smoke" in refused.output  # refused before any server
+    runs = []
+    for seed in ("0", "0"):
+        args = ["--smoke", "--users", "6", "--seed", seed, "--out", out, "--json"]
+        done = cli(world, monkeypatch, "eval", "run", *args, "--protocol", "full")
+        assert done.exit_code == 0, done.output
+        runs.append(json.loads(done.stdout)["run_dir"])
+        if len(runs) == 1:
+            import time
+
+            time.sleep(1.1)  # run folders are named by the second
+    compared = cli(world, monkeypatch, "eval", "compare", *runs, "--json", data=False)
+    assert compared.exit_code == 0, compared.output
+    body = json.loads(compared.stdout)
+    assert body["paired"] is True and {r["protocol"] for r in body["rows"]} == {"full"}
+    assert all(r["diff"] == 0 for r in body["rows"] if r["system"] in NON_LLM)
+    tuned = cli(world, monkeypatch, "eval", "tune-blend", "--smoke", "--users", "6", "--out", out,
+                "--json")  # fmt: skip
+    assert tuned.exit_code == 0, tuned.output
+    sweep = json.loads(tuned.stdout)["sweep"]
+    assert [p["weight"] for p in sweep["points"]][0] == 0.0 and 0 <= sweep["best"] <= 1
+    assert Path(json.loads(tuned.stdout)["run_dir"]).name.split("-")[1] == "validation"
