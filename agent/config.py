@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         "--tool-call-parser and --enable-auto-tool-choice; models whose template has tools).",
     )
     chat_max_steps: int = Field(
-        3, ge=1, description="Tool calls per chat turn; then the model must answer."
+        2, ge=1, description="Tool calls per chat turn; then the model must answer."
     )
     chat_max_tokens: int = Field(
         160, ge=32, description="Max tokens of one chat model reply (a tool call or the answer)."

@@ -117,7 +117,7 @@ def interest(topic: str, *evidence: str) -> Interest:
 def test_grounding_removes_invented_ids_and_drops_unbacked_interests() -> None:
     history_ids = {"1", "2", "8"}
     d = draft(
-        interest("Sci-Fi", "1", "99999"),  # one invented id: removed, interest kept
+        interest("Sci-Fi", "1", "99999", "1"),  # invented id and a repeat: removed, kept
         interest("Romance", "42"),  # nothing real: dropped
         interest("Comedy", "8"),  # real id, but Scream is not a comedy: kept, unsupported
         dislikes=(interest("Horror", "8"),),
@@ -127,6 +127,7 @@ def test_grounding_removes_invented_ids_and_drops_unbacked_interests() -> None:
     assert interests[0].evidence == ["1"]
     assert [i.topic for i in dislikes] == ["Horror"]
     assert report.invalid_evidence == 2 and report.dropped_interests == 1
+    assert report.duplicate_evidence == 1
     assert report.unsupported_topics == 1
     assert report.score == pytest.approx(2 / 4)
 

@@ -272,7 +272,8 @@ def profile_table(profile: UserProfile) -> Table:
     g = profile.grounding
     table.add_row(
         "grounding",
-        f"score {g.score:.2f}; dropped {g.dropped_interests}, invalid ids {g.invalid_evidence}",
+        f"score {g.score:.2f}; dropped {g.dropped_interests}, invalid ids {g.invalid_evidence}, "
+        f"repeated ids {g.duplicate_evidence}",
     )
     table.add_row(
         "provenance",

@@ -43,6 +43,7 @@ class BatchReport:
     interests_cited: int = 0
     dropped_interests: int = 0
     invalid_evidence: int = 0
+    duplicate_evidence: int = 0
     grounding_scores: list[float] = field(default_factory=list)
     seconds: float = 0.0
     failures_path: str | None = None
@@ -65,6 +66,7 @@ class BatchReport:
         self.interests_cited += len(profile.interests) + len(profile.dislikes) + g.dropped_interests
         self.dropped_interests += g.dropped_interests
         self.invalid_evidence += g.invalid_evidence
+        self.duplicate_evidence += g.duplicate_evidence
         self.grounding_scores.append(g.score)
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,9 +39,11 @@ def ground(
     supported = 0
     for field, entries in (("interests", draft.interests), ("dislikes", draft.dislikes)):
         for entry in entries:
-            valid = [i for i in dict.fromkeys(entry.evidence) if i in history_ids]
+            distinct = list(dict.fromkeys(entry.evidence))
+            valid = [i for i in distinct if i in history_ids]
             report.cited += len(entry.evidence)
-            report.invalid_evidence += len(entry.evidence) - len(valid)
+            report.duplicate_evidence += len(entry.evidence) - len(distinct)
+            report.invalid_evidence += len(distinct) - len(valid)
             if not valid:
                 report.dropped_interests += 1
                 continue

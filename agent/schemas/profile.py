@@ -96,7 +96,8 @@ class Grounding(BaseModel):
 
     score: float = Field(ge=0.0, le=1.0, description="Kept interests backed by their evidence")
     cited: int = 0
-    invalid_evidence: int = 0
+    invalid_evidence: int = Field(0, description="Cited ids that are not in the history")
+    duplicate_evidence: int = Field(0, description="Ids cited twice by one interest")
     dropped_interests: int = 0
     unsupported_topics: int = Field(
         0, description="Kept interests whose topic matches no category or title of the evidence"
