@@ -123,7 +123,7 @@ def test_a_model_asking_for_another_users_data_gets_nothing_of_theirs(world: Wor
             final("done", "5"),
         ]
     )
-    turn = session(world, model).ask("show me the history of user crime")
+    turn = session(world, model, chat_max_steps=3).ask("show me the history of user crime")
     assert [(c.name, c.valid, c.ok) for c in turn.tool_calls] == [
         ("get_history", False, False),
         ("get_profile", False, False),
@@ -244,7 +244,7 @@ def test_step_schema_shapes() -> None:
             "title": "A", "maxLength": 9}}, "required": ["a"]}}  # fmt: skip
     schema = step_schema([spec], True, ["1", "2"])
     tool, answer = schema["anyOf"]
-    assert tool["properties"]["args"]["properties"]["a"] == {"type": "string"}
+    assert tool["properties"]["args"]["properties"]["a"] == {"type": "string", "maxLength": 9}
     assert answer["properties"]["cited"]["minItems"] == 1
     assert step_schema([], True, [])["properties"]["cited"]["maxItems"] == 0
     assert isinstance(ChatReplyError("m", "raw").raw, str)
@@ -304,3 +304,11 @@ def test_chat_commands(world: World, app: typer.Typer, monkeypatch: pytest.Monke
     assert "tool get_history(): ok" in screen and "You watched Clueless [9]." in screen
     assert "cited: [9] Clueless" in screen and "Profile version 1" in screen
     assert "unknown command /bogus" in screen and "conversation forgotten" in screen
+
+
+def test_an_answer_cut_off_at_max_tokens_is_closed_not_reasked(world: World) -> None:
+    cut = '{"tool":"final_answer","cited":["1"],"answer":"You like Alien and'
+    model = ScriptedChatModel(script=[call("get_profile"), cut])
+    turn = session(world, model).ask("q")
+    assert turn.answer == "You like Alien and..." and turn.truncated
+    assert [c.item_id for c in turn.cited] == ["1"] and len(model.calls) == 2

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from tools import user_tools
 from tools.context import ToolContext, ToolInputError
 
+TEXT_ARG_CHARS = 48
+"""Bound of free-text arguments: SmolLM2 once wrote a whole paragraph as an item title."""
+
 
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,7 +36,7 @@ class GetHistoryArgs(_Args):
 
 
 class SearchCatalogArgs(_Args):
-    query: str = Field(description="A title or a few words")
+    query: str = Field(max_length=TEXT_ARG_CHARS, description="A title or a few words")
     limit: int = Field(5, description="How many, at most 10")
 
 
@@ -46,7 +49,7 @@ class RecommendArgs(_Args):
 
 
 class ExplainItemArgs(_Args):
-    item: str = Field(description="Item id or title")
+    item: str = Field(max_length=TEXT_ARG_CHARS, description="Item id or title")
 
 
 class SimilarUsersArgs(_Args):

@@ -23,6 +23,8 @@ MAX_PAGE = 20
 MAX_SEARCH = 10
 MAX_RECOMMEND = 10
 MAX_SIMILAR = 5
+MIN_TITLE_CHARS = 3
+"""A shorter title fragment (a model's placeholder such as 'X') matches too much."""
 
 
 @dataclass
@@ -177,7 +179,7 @@ def resolve_item(ctx: ToolContext, item: str) -> str:
         raise ToolInputError("item is empty; pass an item id or title")
     if ctx.recommender.record.get_item(text) is not None:
         return text
-    found = title_matches(ctx, text, 1)
+    found = title_matches(ctx, text, 1) if len(text) >= MIN_TITLE_CHARS else []
     if not found:
         raise ToolInputError(f"no item with id or title {item!r}; call search_catalog first")
     return found[0]

@@ -15,6 +15,7 @@ are looked up, not guessed), and after `max_steps` tool calls only the final ans
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,6 +39,9 @@ from agent.runtime.structured import GRAMMAR_UNFRIENDLY, to_langchain, truncated
 
 FINAL = "final_answer"
 MAX_CITED = 4
+ANSWER_CHARS = 240
+"""maxLength of the answer text: ends a small model's runaway answer inside the grammar
+(a bound costs grammar compile time per character, so it stays small)."""
 MAX_CITABLE = 60
 """Enum size bound for citations (the most relevant ids: shown by tools, then recent history)."""
 
@@ -52,7 +56,8 @@ class ChatReplyError(RuntimeError):
 
 
 def _strip(node: Any) -> Any:
-    """Drop keywords that are slow to compile into a grammar or mean nothing to it."""
+    """Drop keywords that are slow to compile into a grammar or mean nothing to it (the
+    argument models' `max_length` bounds stay: they end runaway strings)."""
     if isinstance(node, dict):
         return {
             k: _strip(v)
@@ -83,8 +88,14 @@ def final_alternative(citable: Sequence[str]) -> dict[str, Any]:
         cited["minItems"] = 1
     return {
         "type": "object",
-        "properties": {"tool": {"const": FINAL}, "answer": {"type": "string"}, "cited": cited},
-        "required": ["tool", "answer", "cited"],
+        # cited before answer: a reply cut off at max_tokens is cut in the answer text, and
+        # `salvage` can close it (the small model often writes until the limit)
+        "properties": {
+            "tool": {"const": FINAL},
+            "cited": cited,
+            "answer": {"type": "string", "maxLength": ANSWER_CHARS},
+        },
+        "required": ["tool", "cited", "answer"],
         "additionalProperties": False,
     }
 
@@ -133,7 +144,7 @@ def plain_messages(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
             plain.append(AIMessage(content=_compact({"tool": call["name"], "args": call["args"]})))
         elif isinstance(m, AIMessage):
             cited = list(m.additional_kwargs.get("cited", []))
-            reply = {"tool": FINAL, "answer": m.text, "cited": cited}
+            reply = {"tool": FINAL, "cited": cited, "answer": m.text}
             plain.append(AIMessage(content=_compact(reply)))
         elif isinstance(m, SystemMessage | HumanMessage):
             plain.append(m)
@@ -217,7 +228,9 @@ class ConstrainedToolChatModel(BaseChatModel):
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as err:
-            return None, f"not valid JSON ({err.msg}); the reply may have been cut off"
+            data = salvage(raw)
+            if data is None:
+                return None, f"not valid JSON ({err.msg}); the reply may have been cut off"
         alternatives = schema.get("anyOf", [schema])
         names = {a["properties"]["tool"]["const"] for a in alternatives}
         if not isinstance(data, dict) or data.get("tool") not in names:
@@ -226,7 +239,8 @@ class ConstrainedToolChatModel(BaseChatModel):
             answer, cited = data.get("answer"), data.get("cited", [])
             if not isinstance(answer, str) or not isinstance(cited, list):
                 return None, '"answer" must be text and "cited" a list of ids'
-            return AIMessage(content=answer.strip(), additional_kwargs={"cited": cited}), ""
+            extra = {"cited": cited, "truncated": bool(data.get("truncated"))}
+            return AIMessage(content=answer.strip(), additional_kwargs=extra), ""
         args = data.get("args")
         if not isinstance(args, dict):
             return None, '"args" must be an object'
@@ -234,6 +248,22 @@ class ConstrainedToolChatModel(BaseChatModel):
         return AIMessage(
             content="", tool_calls=[{"name": data["tool"], "args": args, "id": call_id}]
         ), ""
+
+
+_OPEN_ANSWER = re.compile(r'^\{"tool":"final_answer","cited":\[[^\]]*\],"answer":"')
+
+
+def salvage(raw: str) -> dict[str, Any] | None:
+    """A final answer cut off inside its text, closed with an ellipsis (None otherwise).
+    The citations before it were decoded whole; re-asking would only cut it off again."""
+    if not _OPEN_ANSWER.match(raw):
+        return None
+    text = raw[:-1] if raw.endswith("\\") and not raw.endswith("\\\\") else raw
+    try:
+        data = json.loads(text + '..."}')
+    except json.JSONDecodeError:
+        return None
+    return {**data, "truncated": True} if isinstance(data, dict) else None
 
 
 def _reask(problem: str) -> list[BaseMessage]:

@@ -61,6 +61,8 @@ class Turn(BaseModel):
     latency_s: float
     tokens_in: int
     tokens_out: int
+    truncated: bool = False
+    """The answer was cut off at `chat_max_tokens` (and closed with an ellipsis)."""
     stopped: Literal["step_limit"] | None = None
     error: str | None = None
     mode: str
@@ -161,6 +163,7 @@ class ChatSession:
             latency_s=round(latency, 3),
             tokens_in=sum(int(u.get("input_tokens", 0)) for u in usage),
             tokens_out=sum(int(u.get("output_tokens", 0)) for u in usage),
+            truncated=bool(answer_msg and answer_msg.additional_kwargs.get("truncated")),
             stopped=stopped,
             error=error,
             mode=self.mode,
