@@ -1,7 +1,7 @@
 """Benchmark the chat agent: tool-call validity and turn latency over scripted questions.
 
     PYTHONPATH=. python bench/chat.py --base-url http://127.0.0.1:8011/v1 [--questions 20]
-        [--users scifi,crime,injector,pair] [--json]
+        [--start 0] [--users scifi,crime,injector,pair] [--json]
 
 Builds the small test world of tests/recommend_data.py in a temp dir (hash embedder,
 SchemaFiller profiles: plumbing-grade data, so this measures the agent loop, not answer
@@ -86,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
+    parser.add_argument("--start", type=int, default=0, help="Skip the first N questions.")
     parser.add_argument("--users", default=",".join(PROFILED))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -95,7 +96,8 @@ def main() -> None:
         settings = world.settings.model_copy(update={"base_url": args.base_url})
         model_name, _ = describe_server(settings, args.base_url)
         turns: list[Turn] = []
-        for n, question in enumerate(QUESTIONS[: args.questions]):
+        chosen = QUESTIONS[args.start : args.start + args.questions]
+        for n, question in enumerate(chosen, start=args.start):
             user = users[n % len(users)]
             chat_model = make_chat_model(settings, args.base_url, model_name)
             session = ChatSession(settings, ToolContext(user, world.recommender()), chat_model)
