@@ -120,6 +120,18 @@ def test_a_run_that_stays_invalid_falls_back_to_retrieval(tmp_path: Path) -> Non
     assert order == CANDIDATES
 
 
+def test_repeats_left_after_the_re_asks_keep_the_first_occurrence(tmp_path: Path) -> None:
+    world, rec, _ = setup(tmp_path)
+    request = request_for(world, rec, picks=3)
+    repeats = reply(("14", "Crime.", ["1"]), ("14", "Again.", ["1"]), ("13", "Space.", ["2"]))
+    model = ScriptedChatModel(script=[repeats, repeats, repeats])
+    settings = world.settings.model_copy(update={"max_reasks": 2})
+    outcome = rerank(fake_generator(settings, model), request)
+    assert outcome.attempts == 3 and outcome.failed_runs == 0 and outcome.dropped == 1
+    assert list(outcome.llm_ranks)[:2] == ["14", "13"]
+    assert outcome.picks["14"].reason == "Crime."
+
+
 def test_shuffles_show_other_orders_and_borda_sums_them(tmp_path: Path) -> None:
     world, rec, _ = setup(tmp_path)
     request = request_for(world, rec, picks=2, shuffles=3)
@@ -183,7 +195,8 @@ def test_recommend_with_rerank_returns_unseen_candidates(tmp_path: Path, k: int)
     if k == 1:  # one pick cannot repeat: the filler's reply is valid
         assert result.reranked and result.items[0].llm_rank == 1
         assert result.items[0].reason_by == "llm" and set(result.items[0].cited) <= seen
-    else:  # the filler repeats its enum value: re-asked, then retrieval order
-        assert not result.reranked and result.rerank.failed_runs == 1
-        assert [r.retrieval_rank for r in result.items] == [1, 2, 3]
-        assert all(r.reason_by == "retrieval" and r.reason for r in result.items)
+    else:  # the filler repeats its enum value: re-asked, then its first pick is kept
+        assert result.reranked and result.rerank.failed_runs == 0
+        assert result.rerank.dropped_picks == k - 1  # k picks, one distinct
+        assert result.items[0].llm_rank == 1 and result.items[0].reason_by == "llm"
+        assert all(r.reason for r in result.items)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from agent.prompts import PromptRef, RenderedPrompt, load_prompt
 from agent.recommend.context import history_lines, item_line, profile_text
@@ -117,8 +117,8 @@ class RerankOutcome:
     reasks: int = 0
     latency_s: float = 0.0
     dropped: int = 0
-    """Picks discarded at aggregation (invalid ids, repeats): 0 unless the server ignored the
-    schema and the re-asks ran out on a reply that still parsed."""
+    """Picks discarded at aggregation (repeats, ids outside the candidates) from replies kept
+    by `salvage` after the re-asks ran out."""
 
 
 def prepare_rerank(
@@ -190,7 +190,7 @@ async def arerank(generator: StructuredGenerator, request: RerankRequest) -> Rer
                 prompt, request.schema, max_tokens=request.max_tokens, check=request.problems
             )
         except StructuredOutputError as err:
-            return err
+            return salvage(request, err)
 
     results = await asyncio.gather(*(one(p) for p in request.prompts))
     return aggregate(request, list(results))
@@ -207,8 +207,23 @@ def rerank(generator: StructuredGenerator, request: RerankRequest) -> RerankOutc
                 )
             )
         except StructuredOutputError as err:
-            results.append(err)
+            results.append(salvage(request, err))
     return aggregate(request, results)
+
+
+def salvage(request: RerankRequest, err: StructuredOutputError) -> Result:
+    """Keep a last reply that matches the schema although the re-asks did not fix the rules
+    it broke: the small default model often repeats a candidate however it is asked.
+    `aggregate` keeps first occurrences only and counts the rest in `dropped`, which beats
+    losing the whole ranking. Anything that does not even parse stays a failed run."""
+    try:
+        draft = request.schema.model_validate_json(err.last_raw)
+    except ValidationError:
+        return err
+    allowed = set(request.candidates)
+    if not any(pick.item_id in allowed for pick in draft.ranking):
+        return err
+    return Generated[RerankDraft](value=draft, meta=err.meta)
 
 
 def aggregate(request: RerankRequest, results: Sequence[Result]) -> RerankOutcome:

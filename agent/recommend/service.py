@@ -85,6 +85,8 @@ class RerankSummary(BaseModel):
     attempts: int
     reasks: int
     latency_s: float
+    dropped_picks: int = 0
+    """Repeated picks discarded from replies kept after the re-asks ran out."""
     errors: list[str]
 
 
@@ -389,5 +391,6 @@ class Recommender:
             attempts=outcome.attempts,
             reasks=outcome.reasks,
             latency_s=round(outcome.latency_s, 3),
+            dropped_picks=outcome.dropped,
             errors=outcome.errors,
         )
