@@ -112,7 +112,9 @@ def rerank_quality(
         "runs": runs,
         "schema_valid_rate": rate(runs - failed, runs),
         "reask_rate": rate(sum(r.reasks for _, r in pairs), sum(r.attempts for _, r in pairs)),
-        "invented_id_rate": rate(sum(r.dropped for _, r in pairs), returned),
+        # ids are enum-constrained, so a dropped pick is a repeat the re-asks did not fix
+        # (or an id outside the candidates from a server that ignores the schema)
+        "dropped_pick_rate": rate(sum(r.dropped for _, r in pairs), returned),
         "reasons_citing_history": rate(citing, picks),
         "reasons_citing_outside_prefix": rate(foreign, picks),
     }
