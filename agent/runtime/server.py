@@ -89,6 +89,9 @@ def server_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     # On CPU the KV cache is host RAM; vLLM's default fraction fails when anything else runs.
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.kv_cache_gib))
+    # One engine step past this kills the engine for good (every later request: 500). The
+    # default 300 s was exceeded on a 2-core box when a second vLLM worker spun on the same core.
+    env.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "1800")
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     env.setdefault("DO_NOT_TRACK", "1")
     return env
