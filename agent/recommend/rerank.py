@@ -218,10 +218,7 @@ def salvage(request: RerankRequest, err: StructuredOutputError) -> Result:
     losing the whole ranking. Anything that does not even parse stays a failed run."""
     try:
         draft = request.schema.model_validate_json(err.last_raw)
-    except ValidationError:
-        return err
-    allowed = set(request.candidates)
-    if not any(pick.item_id in allowed for pick in draft.ranking):
+    except ValidationError:  # the schema's enum already limits ids to the candidates
         return err
     return Generated[RerankDraft](value=draft, meta=err.meta)
 
