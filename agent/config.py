@@ -87,7 +87,13 @@ class Settings(BaseSettings):
     profile_history_events: int = Field(
         200, ge=1, description="Most recent events a profile prompt draws its lines from."
     )
-    profile_max_tokens: int = Field(360, ge=64, description="Max tokens of a profile reply.")
+    profile_max_tokens: int = Field(
+        1100,
+        ge=64,
+        description="Max tokens of a profile reply. Holds the longest draft the schema allows "
+        "(8 entries, every text at its bound: 499 SmolLM2 tokens of prose, 1,028 of digits); "
+        "a lower cap cuts valid replies off, and every re-ask with them.",
+    )
     embedding_model: str = Field(
         "default",
         description="'default' (packaged all-MiniLM-L6-v2) or any sentence-transformers "
@@ -128,12 +134,18 @@ class Settings(BaseSettings):
         20, ge=1, description="Most recent history events shown to the re-rank model."
     )
     rerank_tokens_per_pick: int = Field(
-        56,
+        136,
         ge=16,
-        description="max_tokens budget per ranked item in a re-rank reply (a full pick, reason "
-        "at its 100-character bound and three cited ids, is ~49 SmolLM2 tokens).",
+        description="max_tokens budget per ranked item in a re-rank reply: a full pick (reason "
+        "at its 100-character bound, three cited ids) is 53 SmolLM2 tokens of prose, 131 of "
+        "digits. vLLM lowers max_tokens to what the context has left.",
     )
-    explain_max_tokens: int = Field(160, ge=32, description="Max tokens of an explanation.")
+    explain_max_tokens: int = Field(
+        272,
+        ge=32,
+        description="Max tokens of an explanation (240 characters and three cited ids: 263 "
+        "SmolLM2 tokens when the text is digits).",
+    )
     eval_history_cap: int = Field(
         50, ge=1, description="Eval: most recent training events a user's systems see (LLMRank)."
     )
