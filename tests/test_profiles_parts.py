@@ -13,9 +13,17 @@ from agent.profiles.context import estimate_tokens, history_context
 from agent.profiles.diff import profile_diff
 from agent.profiles.facts import compute_facts, history_hash
 from agent.profiles.grounding import ground, ground_cold_start
+from agent.profiles.profiler import confidence
 from agent.profiles.scrub import excerpt, scrub
 from agent.runtime.structured import decoding_schema
-from agent.schemas.profile import Interest, ProfileDraft, Sentiment, draft_schema
+from agent.schemas.profile import (
+    Grounding,
+    Interest,
+    ProfileDraft,
+    ProfileKind,
+    Sentiment,
+    draft_schema,
+)
 from tests.profile_data import ITEMS, build_record, event
 
 CATALOG = {item.item_id: item for item in ITEMS}
@@ -88,7 +96,6 @@ def test_draft_schema_limits_evidence_to_the_history() -> None:
         "sentiment": {"label": "positive", "score": 0.5},
         "intent": "more",
         "summary": "likes sci-fi",
-        "confidence": "low",
     }
     ok = {"interests": [{"topic": "sci-fi", "weight": 1, "sentiment": "positive",
                          "evidence": ["1"]}]} | base  # fmt: skip
@@ -106,7 +113,6 @@ def draft(*interests: Interest, dislikes: tuple[Interest, ...] = ()) -> ProfileD
         sentiment=Sentiment(label="positive", score=0.5),
         intent="more",
         summary="s",
-        confidence="high",
     )
 
 
@@ -158,3 +164,22 @@ def test_diff_names_what_changed(tmp_path: Path) -> None:
 def test_record_fixture_builds(tmp_path: Path) -> None:
     with build_record(tmp_path) as record:
         assert record.counts()["users"] == 5
+
+
+@pytest.mark.parametrize(
+    ("kind", "events", "score", "expected"),
+    [
+        (ProfileKind.COLD_START, 0, 1.0, "low"),
+        (ProfileKind.FULL, 4, 1.0, "low"),
+        (ProfileKind.FULL, 5, 1.0, "medium"),
+        (ProfileKind.FULL, 5, 0.4, "low"),
+        (ProfileKind.FULL, 29, 0.5, "medium"),
+        (ProfileKind.FULL, 30, 0.5, "high"),
+        (ProfileKind.UPDATE, 300, 0.0, "medium"),
+    ],
+)
+def test_confidence_follows_event_count_and_grounding(
+    kind: ProfileKind, events: int, score: float, expected: str
+) -> None:
+    facts = compute_facts([], {}, None).model_copy(update={"event_count": events})
+    assert confidence(kind, facts, Grounding(score=score)) == expected

@@ -57,7 +57,6 @@ def test_profile_budget_holds_the_longest_draft(
         "sentiment": {"label": "positive", "score": 0.75},
         "intent": fill(filler, 120),
         "summary": fill(filler, 240),
-        "confidence": "medium",
     }
     assert tokens(tokenizer, draft) <= Settings().profile_max_tokens
 

@@ -22,6 +22,8 @@ from agent.schemas.profile import (
     MAX_INTERESTS,
     SELF_DESCRIPTION,
     ComputedFacts,
+    Confidence,
+    Grounding,
     Interest,
     ProfileDraft,
     ProfileKind,
@@ -33,7 +35,11 @@ from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
 
 FEW_EVENTS = 5
-"""Below this many events a profile is low confidence, whatever the model says."""
+"""Below this many events a profile is low confidence."""
+MANY_EVENTS = 30
+"""From this many events a well-grounded profile is high confidence."""
+WELL_GROUNDED = 0.5
+"""Below this grounding score a profile loses one confidence level."""
 COLD_START_TEXT_CHARS = 1000
 
 
@@ -169,17 +175,13 @@ class Profiler:
         )
 
     def finish(self, request: ProfileRequest, result: Generated[ProfileDraft]) -> UserProfile:
-        """Ground the draft and add facts and provenance. Confidence is capped by the facts:
-        a user with few events never gets more than a low-confidence profile."""
+        """Ground the draft and add facts, a computed confidence and provenance."""
         draft = result.value
         if request.kind is ProfileKind.COLD_START:
             interests, grounding = ground_cold_start(draft, request.text or "")
             dislikes: list[Interest] = []
         else:
             interests, dislikes, grounding = ground(draft, request.history_ids, request.items)
-        confidence = draft.confidence
-        if request.facts.event_count < FEW_EVENTS or request.kind is ProfileKind.COLD_START:
-            confidence = "low"
         meta = result.meta
         return UserProfile(
             user_id=request.user_id,
@@ -188,7 +190,7 @@ class Profiler:
             sentiment=draft.sentiment,
             intent=draft.intent.strip(),
             summary=draft.summary.strip(),
-            confidence=confidence,
+            confidence=confidence(request.kind, request.facts, grounding),
             facts=request.facts,
             grounding=grounding,
             provenance=Provenance(
@@ -208,7 +210,19 @@ class Profiler:
         )
 
 
+def confidence(kind: ProfileKind, facts: ComputedFacts, grounding: Grounding) -> Confidence:
+    """How far a profile can be trusted, from facts rather than the model's word (asked for
+    it, the default model said "low" for 119 of 121 users with up to hundreds of events):
+    low under 5 events and for a cold start, medium under 30, else high; one level lower when
+    less than half the kept interests are backed by their evidence."""
+    if kind is ProfileKind.COLD_START or facts.event_count < FEW_EVENTS:
+        return "low"
+    levels: list[Confidence] = ["low", "medium", "high"]
+    level = 1 if facts.event_count < MANY_EVENTS else 2
+    return levels[level - 1 if grounding.score < WELL_GROUNDED else level]
+
+
 def previous_text(profile: UserProfile) -> str:
     """The previous profile as the update prompt shows it: the LLM-written part only."""
-    keep = {"interests", "dislikes", "sentiment", "intent", "summary", "confidence"}
+    keep = {"interests", "dislikes", "sentiment", "intent", "summary"}
     return json.dumps(profile.model_dump(mode="json", include=keep), separators=(",", ":"))

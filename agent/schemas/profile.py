@@ -48,7 +48,6 @@ class ProfileDraft(BaseModel):
     sentiment: Sentiment
     intent: Intent = Field(description="What they want next")
     summary: Summary = Field(description="Two or three sentences")
-    confidence: Confidence
 
 
 def draft_schema(evidence_ids: list[str], max_interests: int = MAX_INTERESTS) -> type[ProfileDraft]:
@@ -134,7 +133,9 @@ class UserProfile(BaseModel):
     sentiment: Sentiment
     intent: str
     summary: str
-    confidence: Confidence
+    confidence: Confidence = Field(
+        description="Computed, not written by the model: see `agent.profiles.profiler.confidence`"
+    )
     facts: ComputedFacts
     grounding: Grounding
     provenance: Provenance
