@@ -1,17 +1,22 @@
 """The `--smoke` LLM: answers every structured request with a small valid object built from
 the JSON schema it was sent, choosing enum values by a hash of the prompt (deterministic and
 input-dependent, never random). It proves the eval's plumbing in seconds without a server; its
-numbers mean nothing, and the report says so."""
+numbers mean nothing, and the report says so.
+
+The test fakes (tests/fakes.py) are built from these pieces: the package cannot import from
+tests/, so the shared plumbing lives here."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent.config import Settings
@@ -20,20 +25,15 @@ from agent.runtime.structured import StructuredGenerator
 SMOKE_MODEL = "smoke-schema-filler"
 
 
-class SmokeChatModel(BaseChatModel):
-    @property
-    def _llm_type(self) -> str:
-        return "smoke"
+class ReplyChatModel(BaseChatModel):
+    """A chat model that answers in-process: subclasses write `_reply` (and `_areply` when the
+    async path must differ) instead of LangChain's pair of `_generate` signatures."""
 
     def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
-        prompt = "\n".join(str(m.content) for m in messages)
-        seed = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=4).digest(), "big")
-        schema = kwargs["response_format"]["json_schema"]["schema"]
-        content = json.dumps(Filler(schema, seed).fill(schema))
-        usage = {"input_tokens": len(prompt) // 4, "output_tokens": len(content) // 4}
-        usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
-        message = AIMessage(content=content, usage_metadata=usage)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        raise NotImplementedError
+
+    async def _areply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
+        return self._reply(messages, kwargs)
 
     def _generate(
         self,
@@ -51,16 +51,50 @@ class SmokeChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return self._reply(messages, kwargs)
+        return await self._areply(messages, kwargs)
+
+
+def prompt_text(messages: Sequence[BaseMessage]) -> str:
+    return "\n".join(str(m.content) for m in messages)
+
+
+def chat_result(content: str, tokens_in: int, tokens_out: int) -> ChatResult:
+    usage = UsageMetadata(
+        input_tokens=tokens_in, output_tokens=tokens_out, total_tokens=tokens_in + tokens_out
+    )
+    message = AIMessage(content=content, usage_metadata=usage)
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+class SmokeChatModel(ReplyChatModel):
+    @property
+    def _llm_type(self) -> str:
+        return "smoke"
+
+    def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
+        prompt = prompt_text(messages)
+        schema = kwargs["response_format"]["json_schema"]["schema"]
+        content = json.dumps(self.filler(schema, prompt).fill(schema))
+        return chat_result(content, len(prompt) // 4, len(content) // 4)
+
+    def filler(self, schema: dict[str, Any], prompt: str) -> Filler:
+        seed = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=4).digest(), "big")
+        return Filler(schema, seed)
 
 
 class Filler:
-    """Walks a JSON schema. Arrays of enum values get distinct values (a ranking of distinct
-    candidates), in an order rotated by the prompt hash."""
+    """Walks a JSON schema. With `rotate`, each enum node answers its values in turn starting
+    at `seed`, so an array of enum values gets distinct values (a ranking of distinct
+    candidates); without, it always answers `values[seed]` (0 first, -1 last). Strings are
+    `word`, repeated up to any `minLength`."""
 
-    def __init__(self, root: dict[str, Any], seed: int) -> None:
+    def __init__(
+        self, root: dict[str, Any], seed: int, *, rotate: bool = True, word: str = "smoke"
+    ) -> None:
         self.root = root
         self.seed = seed
+        self.rotate = rotate
+        self.word = word
         self.used: dict[int, int] = {}
 
     def fill(self, node: dict[str, Any]) -> Any:
@@ -69,10 +103,7 @@ class Filler:
         if "anyOf" in node:
             return self.fill(node["anyOf"][0])
         if "enum" in node:
-            values = node["enum"]
-            turn = self.used.get(id(node), 0)
-            self.used[id(node)] = turn + 1
-            return values[(self.seed + turn) % len(values)]
+            return self.enum_value(node)
         if "const" in node:
             return node["const"]
         kind = node.get("type")
@@ -82,12 +113,19 @@ class Filler:
         if kind == "array":
             return [self.fill(node["items"]) for _ in range(max(1, node.get("minItems", 0)))]
         if kind == "string":
-            return "smoke"
+            return self.word * max(1, math.ceil(node.get("minLength", 0) / len(self.word)))
         if kind in ("number", "integer"):
             return node.get("minimum", 0)
         if kind == "boolean":
             return True
         raise ValueError(f"schema node the smoke model cannot fill: {node}")
+
+    def enum_value(self, node: dict[str, Any]) -> Any:
+        values = node["enum"]
+        turn = self.used.get(id(node), 0)
+        if self.rotate:
+            self.used[id(node)] = turn + 1
+        return values[(self.seed + turn) % len(values)]
 
 
 def smoke_generator(settings: Settings) -> StructuredGenerator:

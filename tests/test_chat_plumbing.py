@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import typer
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -24,6 +23,7 @@ from agent.chat.session import ChatSession
 from agent.cli import chat_cmds
 from agent.config import Settings
 from agent.embeddings import HashEmbedder
+from evals.smoke import ReplyChatModel
 from tests.fakes import ScriptedChatModel
 from tests.recommend_data import World, build_world, history_ids
 from tools.context import ToolContext
@@ -176,7 +176,7 @@ def test_a_model_that_ignores_the_schema_cannot_pass_the_step_limit(world: World
     assert len(model.calls) == 3
 
 
-class ToolLoopModel(BaseChatModel):
+class ToolLoopModel(ReplyChatModel):
     """A native tool-calling model that calls get_profile forever."""
 
     _calls: int = PrivateAttr(default=0)
@@ -188,13 +188,7 @@ class ToolLoopModel(BaseChatModel):
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
         return self
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
         self._calls += 1
         message = AIMessage(
             content="",
@@ -214,9 +208,7 @@ def test_native_path_stops_at_the_step_limit(world: World) -> None:
 
 def test_native_path_takes_bracketed_citations(world: World) -> None:
     class Answer(ToolLoopModel):
-        def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                      run_manager: CallbackManagerForLLMRun | None = None,
-                      **kwargs: Any) -> ChatResult:  # fmt: skip
+        def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
             message = AIMessage(content="You liked [1] and [4].")
             return ChatResult(generations=[ChatGeneration(message=message)])
 
