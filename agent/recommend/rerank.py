@@ -197,18 +197,10 @@ async def arerank(generator: StructuredGenerator, request: RerankRequest) -> Rer
 
 
 def rerank(generator: StructuredGenerator, request: RerankRequest) -> RerankOutcome:
-    """Blocking form of `arerank`: shuffles one after another on the sync client."""
-    results: list[Result] = []
-    for prompt in request.prompts:
-        try:
-            results.append(
-                generator.generate(
-                    prompt, request.schema, max_tokens=request.max_tokens, check=request.problems
-                )
-            )
-        except StructuredOutputError as err:
-            results.append(salvage(request, err))
-    return aggregate(request, results)
+    """Blocking form of `arerank`, under `asyncio.run`: not for code inside a running event
+    loop, nor for a generator whose async HTTP client cannot cross loops (those made by
+    `StructuredGenerator.for_endpoint` get one per loop)."""
+    return asyncio.run(arerank(generator, request))
 
 
 def salvage(request: RerankRequest, err: StructuredOutputError) -> Result:

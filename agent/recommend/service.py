@@ -9,6 +9,7 @@ a new instance picks up new events)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +33,6 @@ from agent.recommend.rerank import (
     arerank,
     blend,
     prepare_rerank,
-    rerank,
 )
 from agent.recommend.signals import positive_events, positive_items, seen_items
 from agent.runtime.structured import StructuredGenerator
@@ -292,14 +292,12 @@ class Recommender:
         filters: ItemFilter | None = None,
         rerank_with_llm: bool = True,
     ) -> Recommendations:
-        retrieval = self.retrieve(user_id, filters)
-        outcome = None
-        if rerank_with_llm:
-            request = self.rerank_request(retrieval, k)
-            if request is not None:
-                with timed(retrieval.timings, "rerank_s"):
-                    outcome = rerank(self._generator(), request)
-        return self.assemble(retrieval, k, outcome)
+        """Blocking form of `arecommend`, under `asyncio.run`: not for code inside a running
+        event loop (await `arecommend` there). Without the re-rank nothing is awaited, so no
+        loop is started for the calls that skip it (chat tools, `--no-rerank`)."""
+        if not rerank_with_llm:
+            return self.assemble(self.retrieve(user_id, filters), k, None)
+        return asyncio.run(self.arecommend(user_id, k, filters))
 
     async def arecommend(
         self,
@@ -308,14 +306,13 @@ class Recommender:
         filters: ItemFilter | None = None,
         rerank_with_llm: bool = True,
     ) -> Recommendations:
-        """Like `recommend`, with the re-rank shuffles run concurrently."""
+        """Retrieval, then the LLM re-rank with its shuffles run concurrently."""
         retrieval = self.retrieve(user_id, filters)
+        request = self.rerank_request(retrieval, k) if rerank_with_llm else None
         outcome = None
-        if rerank_with_llm:
-            request = self.rerank_request(retrieval, k)
-            if request is not None:
-                with timed(retrieval.timings, "rerank_s"):
-                    outcome = await arerank(self._generator(), request)
+        if request is not None:
+            with timed(retrieval.timings, "rerank_s"):
+                outcome = await arerank(self._generator(), request)
         return self.assemble(retrieval, k, outcome)
 
     def assemble(
