@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from agent.chat.session import ChatSession, Turn
 from agent.cli.common import (
+    SERVER_ERRORS,
     BaseUrlOpt,
     DataDirOpt,
     JsonOpt,
@@ -19,14 +20,12 @@ from agent.cli.common import (
     console,
     fail,
     make_settings,
-    print_json,
+    print_result,
 )
 from agent.config import Settings
-from agent.embeddings import Embedder, SentenceTransformerEmbedder
-from agent.model_prep import ModelNotAvailableError
+from agent.embeddings import load_embedder
 from agent.recommend.service import NoProfileError, Recommender, UnknownUserError
-from agent.runtime.endpoint import EndpointError, open_endpoint
-from agent.runtime.server import ServerStartError
+from agent.runtime.endpoint import open_endpoint
 from agent.runtime.structured import TRANSPORT_ERRORS, make_chat_model
 from agent.store.chroma import open_client
 from agent.store.item_index import ItemIndex
@@ -35,9 +34,7 @@ from agent.store.record import RecordStore
 from tools.context import ToolContext
 from tools.user_tools import get_profile
 
-LLM_ERRORS: tuple[type[BaseException], ...] = (
-    ModelNotAvailableError, EndpointError, ServerStartError, *TRANSPORT_ERRORS,
-)  # fmt: skip
+LLM_ERRORS: tuple[type[BaseException], ...] = (*SERVER_ERRORS, *TRANSPORT_ERRORS)
 UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user the chat is about.")]
 ModeOpt = Annotated[
     str | None,
@@ -47,11 +44,6 @@ ModeOpt = Annotated[
     ),
 ]
 HELP = "Ask about your profile or recommendations. /profile, /reset, /quit."
-
-
-def load_embedder(settings: Settings) -> Embedder:
-    """How these commands get an embedder (tests swap in the hash embedder here)."""
-    return SentenceTransformerEmbedder(settings.embedding_model)
 
 
 @contextmanager
@@ -99,10 +91,7 @@ def ask_cmd(
             turn = chat.ask(question)
     except LLM_ERRORS as err:
         fail(f"LLM server: {err}")
-    if as_json:
-        print_json(turn.model_dump(mode="json"))
-    else:
-        show_turn(turn)
+    print_result(turn, as_json, show_turn)
     if turn.error:
         raise typer.Exit(1)
 

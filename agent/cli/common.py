@@ -1,17 +1,22 @@
-"""Options shared by commands, and how CLI overrides become a Settings object."""
+"""Options, error tuples and output shared by commands; how CLI overrides become Settings."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from agent.config import Settings
+from agent.model_prep import ModelNotAvailableError
+from agent.runtime.endpoint import EndpointError
+from agent.runtime.server import ServerStartError
+from agent.runtime.structured import LLMUnavailableError
 
 ModelOpt = Annotated[
     str | None,
@@ -24,7 +29,18 @@ BaseUrlOpt = Annotated[
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Where the record and Chroma store live.")
 ]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", help="Concurrent LLM requests.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+SERVER_ERRORS: tuple[type[Exception], ...] = (
+    ModelNotAvailableError, EndpointError, ServerStartError,
+)  # fmt: skip
+"""Why no LLM endpoint could be had: the model, the server or the URL."""
+LLM_ERRORS: tuple[type[Exception], ...] = (*SERVER_ERRORS, LLMUnavailableError)
+
+Shown = TypeVar("Shown", bound=BaseModel)
 
 console = Console(stderr=True)
 """Human-facing output (tables, progress) goes to stderr so stdout stays scriptable."""
@@ -46,3 +62,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_result(result: Shown, as_json: bool, show: Callable[[Shown], None]) -> None:
+    """`result` as JSON on stdout with --json, else its human view."""
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        show(result)

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from agent.cli.common import DataDirOpt, JsonOpt, console, fail, make_settings, print_json
 from agent.config import Settings
-from agent.embeddings import Embedder, SentenceTransformerEmbedder
+from agent.embeddings import load_embedder
 from agent.ingest import Format, read_rows
 from agent.ingest.movielens100k import sample_dir
 from agent.ingest.pipeline import IngestOptions, IngestReport, StrictStop, ingest
@@ -48,11 +48,6 @@ ChromaUrlOpt = Annotated[
     str | None, typer.Option("--chroma-url", help="Chroma server URL (default: embedded store).")
 ]
 DELIMITERS = {"tab": "\t", "\\t": "\t", "comma": ",", "pipe": "|", "semicolon": ";"}
-
-
-def load_embedder(settings: Settings) -> Embedder:
-    """How commands get an embedder (tests swap in the hash embedder here)."""
-    return SentenceTransformerEmbedder(settings.embedding_model)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.cli.common import (
+    LLM_ERRORS,
     BaseUrlOpt,
+    ConcurrencyOpt,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
@@ -24,11 +26,9 @@ from agent.cli.common import (
     print_json,
 )
 from agent.config import Settings
-from agent.embeddings import Embedder, SentenceTransformerEmbedder
-from agent.model_prep import ModelNotAvailableError
-from agent.runtime.endpoint import EndpointError, open_generator
-from agent.runtime.server import ServerStartError
-from agent.runtime.structured import LLMUnavailableError, StructuredGenerator
+from agent.embeddings import load_embedder
+from agent.runtime.endpoint import open_generator
+from agent.runtime.structured import StructuredGenerator
 from agent.store.chroma import open_client
 from agent.store.item_index import ItemIndex
 from agent.store.record import RecordStore
@@ -48,7 +48,6 @@ eval_app = typer.Typer(
     no_args_is_help=True,
 )
 
-LLM_ERRORS = (ModelNotAvailableError, EndpointError, ServerStartError, LLMUnavailableError)
 SHOWN = ("ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "hr@10", "mrr", "recall@10", "recall@20")
 
 ProtocolOpt = Annotated[
@@ -79,12 +78,6 @@ CacheOpt = Annotated[
     Path | None,
     typer.Option("--cache-dir", help="LLM result cache (default DATA_DIR/evals/cache)."),
 ]
-ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", help="Concurrent requests.")]
-
-
-def load_embedder(settings: Settings) -> Embedder:
-    """How eval gets an embedder (tests swap in the hash embedder here)."""
-    return SentenceTransformerEmbedder(settings.embedding_model)
 
 
 @contextmanager

@@ -13,7 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.cli.common import (
+    LLM_ERRORS,
     BaseUrlOpt,
+    ConcurrencyOpt,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
@@ -24,14 +26,11 @@ from agent.cli.common import (
 )
 from agent.config import Settings
 from agent.embeddings import load_embedder
-from agent.model_prep import ModelNotAvailableError
 from agent.profiles.batch import BatchProfiler, BatchReport, FailureLog, failures_path
 from agent.profiles.diff import profile_diff
 from agent.profiles.facts import history_hash
 from agent.profiles.profiler import Profiler, ProfileRequest, UnknownUserError
-from agent.runtime.endpoint import EndpointError, open_generator
-from agent.runtime.server import ServerStartError
-from agent.runtime.structured import LLMUnavailableError
+from agent.runtime.endpoint import open_generator
 from agent.schemas.profile import UserProfile
 from agent.store.chroma import open_client
 from agent.store.profile_index import ProfileIndex
@@ -42,15 +41,6 @@ profile_app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=False,
 )
-
-ConcurrencyOpt = Annotated[
-    int | None, typer.Option("--concurrency", help="Concurrent LLM requests.")
-]
-LLM_ERRORS = (ModelNotAvailableError, EndpointError, ServerStartError, LLMUnavailableError)
-
-
-def llm_settings(**options: Any) -> Settings:
-    return make_settings(**options)
 
 
 @profile_app.callback()

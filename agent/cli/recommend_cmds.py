@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from agent.cli.common import (
+    LLM_ERRORS,
     BaseUrlOpt,
     DataDirOpt,
     JsonOpt,
@@ -19,10 +20,10 @@ from agent.cli.common import (
     fail,
     make_settings,
     print_json,
+    print_result,
 )
 from agent.config import Settings
-from agent.embeddings import Embedder, SentenceTransformerEmbedder
-from agent.model_prep import ModelNotAvailableError
+from agent.embeddings import load_embedder
 from agent.recommend.explain import Explainer, Explanation
 from agent.recommend.feedback import FeedbackTargetError, record_feedback
 from agent.recommend.filters import FilterError, ItemFilter
@@ -34,14 +35,12 @@ from agent.recommend.service import (
     UnknownUserError,
 )
 from agent.recommend.signals import FeedbackLabel
-from agent.runtime.endpoint import EndpointError, open_generator
-from agent.runtime.server import ServerStartError
-from agent.runtime.structured import LLMUnavailableError, StructuredGenerator
+from agent.runtime.endpoint import open_generator
+from agent.runtime.structured import StructuredGenerator
 from agent.store.chroma import open_client
 from agent.store.item_index import ItemIndex
 from agent.store.record import RecordStore
 
-LLM_ERRORS = (ModelNotAvailableError, EndpointError, ServerStartError, LLMUnavailableError)
 LOOKUP_ERRORS = (NoProfileError, UnknownUserError, UnknownItemError, FilterError, LookupError)
 
 FilterOpt = Annotated[
@@ -53,11 +52,7 @@ FilterOpt = Annotated[
     ),
 ]
 KOpt = Annotated[int, typer.Option("--k", min=1, help="How many items.")]
-
-
-def load_embedder(settings: Settings) -> Embedder:
-    """How these commands get an embedder (tests swap in the hash embedder here)."""
-    return SentenceTransformerEmbedder(settings.embedding_model)
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user.")]
 
 
 @contextmanager
@@ -79,6 +74,18 @@ def recommender(settings: Settings, generator: StructuredGenerator | None) -> It
         yield Recommender(settings, record, index, generator)
 
 
+@contextmanager
+def failing_clearly(without_llm: str) -> Iterator[None]:
+    """Unknown users, items or filters and LLM failures end the command with their message;
+    an LLM failure also says how to go on without the LLM."""
+    try:
+        yield
+    except LOOKUP_ERRORS as err:
+        fail(str(err).strip("'\""))
+    except LLM_ERRORS as err:
+        fail(f"{err}\n({without_llm})")
+
+
 def parse(rec: Recommender, specs: list[str] | None) -> ItemFilter:
     try:
         return rec.parse_filters(specs or [])
@@ -87,7 +94,7 @@ def parse(rec: Recommender, specs: list[str] | None) -> ItemFilter:
 
 
 def recommend_cmd(
-    user_id: Annotated[str, typer.Argument(metavar="USER", help="The user.")],
+    user_id: UserArg,
     k: KOpt = 10,
     no_rerank: Annotated[
         bool, typer.Option("--no-rerank", help="Retrieval and fusion only: no LLM.")
@@ -103,21 +110,17 @@ def recommend_cmd(
 
     Examples: personae recommend 42 | personae recommend 42 --no-rerank --filter year>=1990"""
     settings = make_settings(model=model, base_url=base_url, data_dir=data_dir)
-    try:
-        with llm(settings, not no_rerank) as generator, recommender(settings, generator) as rec:
-            chosen = parse(rec, filters)
-            if generator is None:
-                result = rec.recommend(user_id, k, chosen, rerank_with_llm=False)
-            else:
-                result = asyncio.run(rec.arecommend(user_id, k, chosen))
-    except LOOKUP_ERRORS as err:
-        fail(str(err).strip("'\""))
-    except LLM_ERRORS as err:
-        fail(f"{err}\n(--no-rerank recommends without the LLM)")
-    if as_json:
-        print_json(result.model_dump(mode="json"))
-        return
-    show_recommendations(result)
+    with (
+        failing_clearly("--no-rerank recommends without the LLM"),
+        llm(settings, not no_rerank) as generator,
+        recommender(settings, generator) as rec,
+    ):
+        chosen = parse(rec, filters)
+        if generator is None:
+            result = rec.recommend(user_id, k, chosen, rerank_with_llm=False)
+        else:
+            result = asyncio.run(rec.arecommend(user_id, k, chosen))
+    print_result(result, as_json, show_recommendations)
 
 
 def show_recommendations(result: Recommendations) -> None:
@@ -150,7 +153,7 @@ def show_recommendations(result: Recommendations) -> None:
 
 
 def explain_cmd(
-    user_id: Annotated[str, typer.Argument(metavar="USER", help="The user.")],
+    user_id: UserArg,
     item_id: Annotated[str, typer.Argument(metavar="ITEM", help="Any item in the catalog.")],
     k: KOpt = 10,
     filters: FilterOpt = None,
@@ -166,17 +169,13 @@ def explain_cmd(
     they already have it, filters, each retriever's rank for it, and an LLM explanation that
     cites the user's history."""
     settings = make_settings(model=model, base_url=base_url, data_dir=data_dir)
-    try:
-        with llm(settings, not no_llm) as generator, recommender(settings, generator) as rec:
-            result = Explainer(rec).explain(user_id, item_id, k, parse(rec, filters), generator)
-    except LOOKUP_ERRORS as err:
-        fail(str(err).strip("'\""))
-    except LLM_ERRORS as err:
-        fail(f"{err}\n(--no-llm explains without the LLM)")
-    if as_json:
-        print_json(result.model_dump(mode="json"))
-        return
-    show_explanation(result)
+    with (
+        failing_clearly("--no-llm explains without the LLM"),
+        llm(settings, not no_llm) as generator,
+        recommender(settings, generator) as rec,
+    ):
+        result = Explainer(rec).explain(user_id, item_id, k, parse(rec, filters), generator)
+    print_result(result, as_json, show_explanation)
 
 
 def show_explanation(result: Explanation) -> None:
@@ -196,7 +195,7 @@ def show_explanation(result: Explanation) -> None:
 
 
 def feedback_cmd(
-    user_id: Annotated[str, typer.Argument(metavar="USER", help="The user.")],
+    user_id: UserArg,
     item_id: Annotated[str, typer.Argument(metavar="ITEM", help="The item.")],
     label: Annotated[
         FeedbackLabel, typer.Argument(metavar="LABEL", help="liked|disliked|clicked|dismissed")

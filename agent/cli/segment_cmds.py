@@ -10,6 +10,7 @@ from chromadb.errors import ChromaError
 from rich.table import Table
 
 from agent.cli.common import (
+    LLM_ERRORS,
     BaseUrlOpt,
     DataDirOpt,
     JsonOpt,
@@ -20,13 +21,10 @@ from agent.cli.common import (
     print_json,
 )
 from agent.config import Settings
-from agent.embeddings import Embedder, SentenceTransformerEmbedder
-from agent.model_prep import ModelNotAvailableError
+from agent.embeddings import load_embedder
 from agent.profiles import segments as seg
 from agent.profiles.segments import NamingReport, SegmentationError, topic_key
-from agent.runtime.endpoint import EndpointError, open_generator
-from agent.runtime.server import ServerStartError
-from agent.runtime.structured import LLMUnavailableError
+from agent.runtime.endpoint import open_generator
 from agent.schemas.profile import UserProfile
 from agent.store import forget as forgetting
 from agent.store.chroma import open_client
@@ -35,13 +33,7 @@ from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
 from agent.store.segments import SegmentRun, SegmentStore
 
-LLM_ERRORS = (ModelNotAvailableError, EndpointError, ServerStartError, LLMUnavailableError)
 SHOWN_INTERESTS = 4
-
-
-def load_embedder(settings: Settings) -> Embedder:
-    """How these commands get an embedder (tests swap in the hash embedder here)."""
-    return SentenceTransformerEmbedder(settings.embedding_model)
 
 
 def profile_index(settings: Settings) -> ProfileIndex:
