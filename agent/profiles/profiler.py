@@ -214,7 +214,8 @@ def confidence(kind: ProfileKind, facts: ComputedFacts, grounding: Grounding) ->
     """How far a profile can be trusted, from facts rather than the model's word (asked for
     it, the default model said "low" for 119 of 121 users with up to hundreds of events):
     low under 5 events and for a cold start, medium under 30, else high; one level lower when
-    less than half the kept interests are backed by their evidence."""
+    the grounding score is under 0.5 (fewer than half of the interests and dislikes have a
+    topic matching a category or title of their evidence)."""
     if kind is ProfileKind.COLD_START or facts.event_count < FEW_EVENTS:
         return "low"
     levels: list[Confidence] = ["low", "medium", "high"]
