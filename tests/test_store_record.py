@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from agent.ingest.rows import Row
 from agent.ingest.tabular import TabularOptions
 from agent.schemas import Interaction, Item
 from agent.store.record import DB_NAME, MIGRATIONS, RecordStore
+from tests.profile_data import START, build_record
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +59,36 @@ def test_item_updates_are_counted(tmp_path: Path) -> None:
     assert writer.counts.items_updated == 1
     item = store.get_item("1")
     assert item is not None and item.year == 1995
+
+
+def test_item_ids_by_title_exact_first_then_shortest_containing(tmp_path: Path) -> None:
+    record = build_record(tmp_path)
+    wildcards = {"w1": "100% Wolf", "w2": "100 Wolf", "u1": "a_b", "u2": "axb"}
+    with record.writer() as writer:
+        for item_id, title in wildcards.items():
+            writer.put_item(Item(item_id=item_id, title=title))
+    assert record.item_ids_by_title(" ALIENS ", 5) == ["2"]
+    assert record.item_ids_by_title("alien", 5) == ["1", "2"]
+    assert record.item_ids_by_title("lien", 5) == ["1", "2"]  # Alien is the shorter title
+    assert record.item_ids_by_title("alien", 1) == ["1"]
+    assert record.item_ids_by_title("100%", 5) == ["w1"]  # % and _ are not wildcards
+    assert record.item_ids_by_title("a_b", 5) == ["u1"]
+    assert record.item_ids_by_title("nothing like it", 5) == []
+
+
+def test_user_ids_in_text_order(tmp_path: Path) -> None:
+    assert RecordStore.at(tmp_path / "empty").user_ids() == []
+    record = build_record(tmp_path)
+    assert record.user_ids() == ["crime", "injector", "pair", "scifi", "sparse"]
+
+
+def test_users_active_after_a_moment(tmp_path: Path) -> None:
+    record = build_record(tmp_path)  # one event a day from START; scifi's last is on day 5
+    assert record.users_active_after(START - timedelta(days=1)) == set(record.user_ids())
+    assert record.users_active_after(START + timedelta(days=3)) == {"scifi", "crime", "injector"}
+    assert record.users_active_after(START + timedelta(days=4)) == {"scifi"}  # day 4 is not after
+    assert record.users_active_after(datetime(2020, 1, 5)) == {"scifi"}  # no zone: UTC
+    assert record.users_active_after(START + timedelta(days=5)) == set()
 
 
 def _good_rows_then_failure(store_rows: Iterator[Row], fail_after: int) -> Iterator[Row]:

@@ -142,7 +142,7 @@ def search_catalog(ctx: ToolContext, query: str, limit: int = 5) -> ToolResult:
         raise ToolInputError("query is empty; pass a title or a few words")
     rec = ctx.recommender
     limit = max(1, min(limit, MAX_SEARCH))
-    ids = title_matches(ctx, query, limit)
+    ids = rec.record.item_ids_by_title(query, limit)
     if len(ids) < limit:
         hits = rec.index.query(query, n=limit)
         ids += [h.item_id for h in hits if h.item_id not in ids][: limit - len(ids)]
@@ -156,30 +156,15 @@ def search_catalog(ctx: ToolContext, query: str, limit: int = 5) -> ToolResult:
     return _shown(ctx, ToolResult("\n".join(lines), [i for i in ids if i in items]))
 
 
-def title_matches(ctx: ToolContext, text: str, limit: int) -> list[str]:
-    """Item ids by title: exact (case-insensitive) first, then containing the text."""
-    conn = ctx.recommender.record.conn
-    needle = text.strip().casefold()
-    exact = conn.execute(
-        "SELECT item_id FROM items WHERE lower(title) = ? LIMIT ?", (needle, limit)
-    ).fetchall()
-    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    partial = conn.execute(
-        "SELECT item_id FROM items WHERE lower(title) LIKE ? ESCAPE '\\' ORDER BY length(title)"
-        " LIMIT ?",
-        (pattern, limit),
-    ).fetchall()
-    return list(dict.fromkeys(row[0] for row in exact + partial))[:limit]
-
-
 def resolve_item(ctx: ToolContext, item: str) -> str:
     """An item id from an id or a title the model wrote."""
     text = item.strip().strip("[]").strip()
     if not text:
         raise ToolInputError("item is empty; pass an item id or title")
-    if ctx.recommender.record.get_item(text) is not None:
+    record = ctx.recommender.record
+    if record.get_item(text) is not None:
         return text
-    found = title_matches(ctx, text, 1) if len(text) >= MIN_TITLE_CHARS else []
+    found = record.item_ids_by_title(text, 1) if len(text) >= MIN_TITLE_CHARS else []
     if not found:
         raise ToolInputError(f"no item with id or title {item!r}; call search_catalog first")
     return found[0]

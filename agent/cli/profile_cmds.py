@@ -109,7 +109,7 @@ def select_users(
         fail("say which users: --users IDS, --user ID, --all or --sample N (exactly one)")
     if chosen:
         return list(dict.fromkeys(chosen))
-    every = [row[0] for row in record.conn.execute("SELECT user_id FROM users ORDER BY user_id")]
+    every = record.user_ids()
     if not every:
         fail(f"no users in {record.path}: run `personae ingest` first")
     if all_users:
@@ -324,17 +324,10 @@ def update(
 def stale_users(profiler: Profiler, since: datetime | None) -> list[str]:
     """Profiled users whose history hash differs from their latest profile's."""
     stamps = profiler.profiles.latest_stamps()
+    candidates = list(stamps)
     if since is not None:
-        from datetime import UTC
-
-        moment = since if since.tzinfo else since.replace(tzinfo=UTC)
-        rows = profiler.record.conn.execute(
-            "SELECT DISTINCT user_id FROM interactions WHERE ts_ms > ?",
-            (int(moment.timestamp() * 1000),),
-        )
-        candidates = [row[0] for row in rows if row[0] in stamps]
-    else:
-        candidates = list(stamps)
+        active = profiler.record.users_active_after(since)
+        candidates = [uid for uid in candidates if uid in active]
     return [
         uid
         for uid in sorted(candidates, key=_natural)

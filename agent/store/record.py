@@ -341,6 +341,33 @@ class RecordStore:
     def item_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM items").fetchone()[0])
 
+    def item_ids_by_title(self, text: str, limit: int) -> list[str]:
+        """Up to `limit` item ids by title: exact matches (case-insensitive) first, then titles
+        containing `text`, shortest first. `%` and `_` in `text` match only themselves."""
+        needle = text.strip().casefold()
+        exact = self.conn.execute(
+            "SELECT item_id FROM items WHERE lower(title) = ? LIMIT ?", (needle, limit)
+        ).fetchall()
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        partial = self.conn.execute(
+            "SELECT item_id FROM items WHERE lower(title) LIKE ? ESCAPE '\\' "
+            "ORDER BY length(title) LIMIT ?",
+            (f"%{escaped}%", limit),
+        ).fetchall()
+        return list(dict.fromkeys(row[0] for row in exact + partial))[:limit]
+
+    def user_ids(self) -> list[str]:
+        """Every user id, in text order."""
+        return [row[0] for row in self.conn.execute("SELECT user_id FROM users ORDER BY user_id")]
+
+    def users_active_after(self, moment: datetime) -> set[str]:
+        """The users with an event later than `moment` (a time without zone is UTC)."""
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        rows = self.conn.execute(
+            "SELECT DISTINCT user_id FROM interactions WHERE ts_ms > ?", (_ts_ms(aware),)
+        )
+        return {row[0] for row in rows}
+
     def get_user(self, user_id: str) -> User | None:
         row = self.conn.execute(
             "SELECT user_id, attributes FROM users WHERE user_id = ?", (user_id,)
