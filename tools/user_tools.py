@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.profiles.segments import topic_key
+from agent.profiles.similar import shared_categories, shared_interests
 from agent.recommend.context import history_line, item_line, profile_text, untrusted
 from agent.recommend.explain import Explainer
 from agent.recommend.filters import FilterError, ItemFilter
@@ -252,12 +252,9 @@ def similar_users(ctx: ToolContext, n: int = 3) -> ToolResult:
 
 
 def _shared_line(rank: int, similarity: float, mine: UserProfile, other: UserProfile) -> str:
-    theirs = {topic_key(i.topic) for i in other.interests}
-    topics = [untrusted(i.topic, 40) for i in mine.interests if topic_key(i.topic) in theirs]
-    their_categories = {c.category for c in other.facts.top_categories}
-    categories = [c.category for c in mine.facts.top_categories if c.category in their_categories]
+    topics = dict.fromkeys(untrusted(topic, 40) for topic in shared_interests(mine, other))
     return (
         f"similar user {rank} (similarity {similarity:.2f}): shared interests "
-        f"{', '.join(dict.fromkeys(topics)) or '-'}; shared categories "
-        f"{', '.join(categories) or '-'}"
+        f"{', '.join(topics) or '-'}; shared categories "
+        f"{', '.join(shared_categories(mine, other)) or '-'}"
     )

@@ -23,7 +23,8 @@ from agent.cli.common import (
 from agent.config import Settings
 from agent.embeddings import load_embedder
 from agent.profiles import segments as seg
-from agent.profiles.segments import NamingReport, SegmentationError, topic_key
+from agent.profiles.segments import NamingReport, SegmentationError
+from agent.profiles.similar import shared_categories, shared_interests
 from agent.runtime.endpoint import open_generator
 from agent.schemas.profile import UserProfile
 from agent.store import forget as forgetting
@@ -237,16 +238,6 @@ def indexed_version(index: ProfileIndex, user_id: str) -> int | None:
     got = collection.get(ids=[user_id], include=["metadatas"])
     metas = got["metadatas"] or []
     return int(str((metas[0] or {}).get("version", 0))) if metas else None
-
-
-def shared_interests(a: UserProfile, b: UserProfile) -> list[str]:
-    theirs = {topic_key(i.topic) for i in b.interests}
-    return list(dict.fromkeys(i.topic for i in a.interests if topic_key(i.topic) in theirs))
-
-
-def shared_categories(a: UserProfile, b: UserProfile) -> list[str]:
-    theirs = {c.category for c in b.facts.top_categories}
-    return [c.category for c in a.facts.top_categories if c.category in theirs]
 
 
 # -- forget --------------------------------------------------------------------------------
