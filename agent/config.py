@@ -88,10 +88,10 @@ class Settings(BaseSettings):
         200, ge=1, description="Most recent events a profile prompt draws its lines from."
     )
     profile_max_tokens: int = Field(
-        1100,
+        1200,
         ge=64,
         description="Max tokens of a profile reply. Holds the longest draft the schema allows "
-        "(8 entries, every text at its bound: 499 SmolLM2 tokens of prose, 1,028 of digits); "
+        "(8 entries, every text at its bound: 579 SmolLM2 tokens of prose, 1,110 of digits); "
         "a lower cap cuts valid replies off, and every re-ask with them.",
     )
     embedding_model: str = Field(
@@ -134,16 +134,16 @@ class Settings(BaseSettings):
         20, ge=1, description="Most recent history events shown to the re-rank model."
     )
     rerank_tokens_per_pick: int = Field(
-        136,
+        140,
         ge=16,
         description="max_tokens budget per ranked item in a re-rank reply: a full pick (reason "
-        "at its 100-character bound, three cited ids) is 53 SmolLM2 tokens of prose, 131 of "
+        "at its 100-character bound, three cited ids) is 59 SmolLM2 tokens of prose, 137 of "
         "digits. vLLM lowers max_tokens to what the context has left.",
     )
     explain_max_tokens: int = Field(
         272,
         ge=32,
-        description="Max tokens of an explanation (240 characters and three cited ids: 263 "
+        description="Max tokens of an explanation (240 characters and three cited ids: 267 "
         "SmolLM2 tokens when the text is digits).",
     )
     eval_history_cap: int = Field(

@@ -131,7 +131,7 @@ def prepare_rerank(
     picks: int,
     shuffles: int = 1,
     history_events: int = 20,
-    tokens_per_pick: int = 136,
+    tokens_per_pick: int = 140,
     seed: int = 0,
 ) -> RerankRequest:
     """One prompt per shuffle over `candidates` (retrieval order, each must be in `items`)."""
