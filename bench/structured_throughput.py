@@ -19,13 +19,12 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 
-import openai
-
 from agent.config import Settings
 from agent.prompts import RenderedPrompt, load_prompt
 from agent.runtime.check import FilmSample
 from agent.runtime.endpoint import Endpoint, open_endpoint
-from agent.runtime.structured import Generated, StructuredGenerator, json_schema_format
+from agent.runtime.structured import Generated, StructuredGenerator
+from bench.raw_client import send_raw
 
 TITLES = [
     ("Alien", 1979), ("Toy Story", 1995), ("Heat", 1995), ("Fargo", 1996), ("Casablanca", 1942),
@@ -59,35 +58,9 @@ def prompts(n: int) -> list[RenderedPrompt]:
 
 async def run_raw(endpoint: Endpoint, settings: Settings, items: list[RenderedPrompt],
                   concurrency: int, max_tokens: int) -> Round:  # fmt: skip
-    client = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key="EMPTY", max_retries=0)
-    semaphore = asyncio.Semaphore(concurrency)
-    fmt = json_schema_format(FilmSample)
-    valid = tokens = 0
-
-    async def one(prompt: RenderedPrompt) -> None:
-        nonlocal valid, tokens
-        async with semaphore:
-            reply = await client.chat.completions.create(
-                model=endpoint.model,
-                messages=[m.model_dump() for m in prompt.messages],  # type: ignore[misc]
-                response_format=fmt,  # type: ignore[arg-type]
-                max_tokens=max_tokens,
-                temperature=settings.temperature,
-                seed=settings.seed,
-                frequency_penalty=settings.frequency_penalty,
-            )
-        tokens += reply.usage.completion_tokens if reply.usage else 0
-        try:
-            FilmSample.model_validate_json(reply.choices[0].message.content or "")
-            valid += 1
-        except ValueError:
-            pass  # counted as invalid
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(p) for p in items))
-    seconds = time.perf_counter() - started
-    await client.close()
-    return Round("raw", seconds, len(items), valid, tokens)
+    jobs = [(p, FilmSample) for p in items]
+    raw = await send_raw(endpoint, settings, jobs, concurrency, max_tokens)
+    return Round("raw", raw.seconds, raw.requests, raw.valid, raw.tokens_out)
 
 
 async def run_personae(generator: StructuredGenerator, items: list[RenderedPrompt],
