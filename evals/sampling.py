@@ -17,11 +17,14 @@ def rng_for(seed: int, purpose: str, user_id: str = "") -> random.Random:
 
 
 def choose_users(eligible: Sequence[str], count: int | None, seed: int) -> list[str]:
-    """`count` users sampled with the seed (all of them when count is None or larger)."""
+    """`count` users sampled with the seed (all of them when count is None or larger). The
+    users of a smaller run are among those of a larger one with the same seed (one seeded
+    shuffle, then the first `count`), so a pilot run's cached LLM results serve the full run."""
     users = sorted(eligible, key=natural)
     if count is None or count >= len(users):
         return users
-    return sorted(rng_for(seed, "users").sample(users, count), key=natural)
+    rng_for(seed, "users").shuffle(users)
+    return sorted(users[:count], key=natural)
 
 
 def llmrank_candidates(split: UserSplit, catalog: Sequence[str], size: int, seed: int) -> list[str]:

@@ -146,3 +146,11 @@ def test_user_sample_is_seeded_and_sorted() -> None:
     assert first == choose_users(list(reversed(users)), 10, seed=3)
     assert first == sorted(first, key=int) and len(first) == 10
     assert choose_users(users, None, 0) == users
+
+
+def test_a_smaller_user_sample_is_part_of_a_larger_one() -> None:
+    """A 50-user pilot's cached LLM results must serve the 200-user run with the same seed."""
+    users = [str(i) for i in range(1, 944)]
+    pilot, full = choose_users(users, 50, seed=0), choose_users(users, 200, seed=0)
+    assert set(pilot) < set(full)
+    assert choose_users(users, 200, seed=1) != full
