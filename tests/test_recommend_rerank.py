@@ -38,7 +38,7 @@ def request_for(world: World, rec: Recommender, picks: int = 2, shuffles: int = 
     items = rec.items(CANDIDATES + [e.item_id for e in history])
     return prepare_rerank(
         "scifi", rec.profile_of("scifi"), history, items, CANDIDATES, picks=picks,
-        shuffles=shuffles, seed=0,
+        tokens_per_pick=rec.settings.rerank_tokens_per_pick, shuffles=shuffles, seed=0,
     )  # fmt: skip
 
 

@@ -129,9 +129,9 @@ def prepare_rerank(
     candidates: Sequence[str],
     *,
     picks: int,
+    tokens_per_pick: int,
     shuffles: int = 1,
     history_events: int = 20,
-    tokens_per_pick: int = 140,
     seed: int = 0,
 ) -> RerankRequest:
     """One prompt per shuffle over `candidates` (retrieval order, each must be in `items`)."""
