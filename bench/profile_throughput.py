@@ -80,7 +80,7 @@ def prepare_data(work: Path, users: int, seed: int) -> tuple[Settings, list[str]
     with RecordStore.at(settings.data_dir) as record:
         rows = read_rows(Format.MOVIELENS_100K, [sample_dir()])
         ingest(record, rows, "ml-100k", [], IngestOptions())
-        every = [r[0] for r in record.conn.execute("SELECT user_id FROM users ORDER BY user_id")]
+        every = record.user_ids()
     return settings, sorted(random.Random(seed).sample(every, users), key=int)
 
 
