@@ -175,6 +175,7 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
     assert manifest["seeds"]["eval"] == 0 and manifest["smoke"] is True
     report = (result.run_dir / "report.md").read_text()
     assert "SMOKE RUN" in report and "| llm-rerank |" in report and "22.72" in report
+    assert "orders its top **20** candidates (llmrank: of 20" in report
     quality = result.summary.quality
     assert quality["profiles"]["schema_valid_rate"] == 1.0
     assert quality["re-rank (llmrank)"]["reasons_citing_outside_prefix"] == 0.0
