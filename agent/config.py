@@ -133,6 +133,13 @@ class Settings(BaseSettings):
     rerank_history_events: int = Field(
         20, ge=1, description="Most recent history events shown to the re-rank model."
     )
+    rerank_reask_repeats: bool = Field(
+        False,
+        description="Re-ask when a re-rank reply lists a candidate twice. Off: repeats are "
+        "dropped (first occurrence kept) and counted. Measured with the default model on "
+        "ML-100K: re-asks never removed the repeats (user 10: 9 of 10 picks repeated after "
+        "2 re-asks) and were 2/3 of the re-rank tokens. Turn on for models that can fix them.",
+    )
     rerank_tokens_per_pick: int = Field(
         140,
         ge=16,

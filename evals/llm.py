@@ -167,6 +167,7 @@ class LLMStages:
                 "prompts": [prompt_payload(p) for p in request.prompts],
                 "schema": decoding_schema(request.schema),
                 "max_tokens": request.max_tokens,
+                "reask_repeats": request.reask_repeats,
             }
         )
 

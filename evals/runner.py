@@ -235,7 +235,7 @@ class Runner:
             split.user_id, profile.profile, list(split.history), items, shown,
             picks=min(s.eval_rerank_picks, len(shown)), shuffles=self.options.shuffles,
             history_events=s.rerank_history_events, tokens_per_pick=s.rerank_tokens_per_pick,
-            seed=self.options.seed,
+            reask_repeats=s.rerank_reask_repeats, seed=self.options.seed,
         )  # fmt: skip
 
     def reranks(

@@ -33,12 +33,15 @@ def setup(tmp_path: Path, **overrides: object) -> tuple[World, Recommender, User
     return world, rec, rec.profile_of("scifi")
 
 
-def request_for(world: World, rec: Recommender, picks: int = 2, shuffles: int = 1):  # type: ignore[no-untyped-def]
+def request_for(
+    world: World, rec: Recommender, picks: int = 2, shuffles: int = 1, reask_repeats: bool = True
+):  # type: ignore[no-untyped-def]
     history = world.record.history("scifi")
     items = rec.items(CANDIDATES + [e.item_id for e in history])
     return prepare_rerank(
         "scifi", rec.profile_of("scifi"), history, items, CANDIDATES, picks=picks,
-        tokens_per_pick=rec.settings.rerank_tokens_per_pick, shuffles=shuffles, seed=0,
+        tokens_per_pick=rec.settings.rerank_tokens_per_pick, reask_repeats=reask_repeats,
+        shuffles=shuffles, seed=0,
     )  # fmt: skip
 
 
@@ -132,6 +135,19 @@ def test_repeats_left_after_the_re_asks_keep_the_first_occurrence(tmp_path: Path
     assert outcome.picks["14"].reason == "Crime."
 
 
+def test_repeats_are_dropped_without_a_re_ask_by_default(tmp_path: Path) -> None:
+    world, rec, _ = setup(tmp_path)
+    assert rec.settings.rerank_reask_repeats is False
+    request = request_for(world, rec, picks=3, reask_repeats=False)
+    repeats = reply(("14", "Crime.", ["1"]), ("14", "Again.", ["1"]), ("13", "Space.", ["2"]))
+    model = ScriptedChatModel(script=[repeats])
+    settings = world.settings.model_copy(update={"max_reasks": 2})
+    outcome = rerank(fake_generator(settings, model), request)
+    assert outcome.attempts == 1 and outcome.reasks == 0 and len(model.calls) == 1
+    assert outcome.failed_runs == 0 and outcome.dropped == 1
+    assert list(outcome.llm_ranks)[:2] == ["14", "13"]
+
+
 def test_shuffles_show_other_orders_and_borda_sums_them(tmp_path: Path) -> None:
     world, rec, _ = setup(tmp_path)
     request = request_for(world, rec, picks=2, shuffles=3)
@@ -195,8 +211,9 @@ def test_recommend_with_rerank_returns_unseen_candidates(tmp_path: Path, k: int)
     if k == 1:  # one pick cannot repeat: the filler's reply is valid
         assert result.reranked and result.items[0].llm_rank == 1
         assert result.items[0].reason_by == "llm" and set(result.items[0].cited) <= seen
-    else:  # the filler repeats its enum value: re-asked, then its first pick is kept
+    else:  # the filler repeats its enum value: its first pick is kept, the repeats dropped
         assert result.reranked and result.rerank.failed_runs == 0
+        assert result.rerank.attempts == 1
         assert result.rerank.dropped_picks == k - 1  # k picks, one distinct
         assert result.items[0].llm_rank == 1 and result.items[0].reason_by == "llm"
         assert all(r.reason for r in result.items)

@@ -74,6 +74,8 @@ class RerankRequest:
     history_ids: list[str]
     picks: int
     max_tokens: int
+    reask_repeats: bool
+    """Whether a repeated candidate is a problem to re-ask about (else `aggregate` drops it)."""
 
     def problems(self, draft: RerankDraft) -> list[str]:
         """Every rule of a valid ranking, stated so the model can fix it on a re-ask."""
@@ -84,7 +86,7 @@ class RerankRequest:
             where = f"ranking.{n}"
             if pick.item_id not in allowed:
                 problems.append(f"{where}.item_id: {pick.item_id!r} is not a candidate id")
-            elif pick.item_id in seen:
+            elif pick.item_id in seen and self.reask_repeats:
                 problems.append(f"{where}.item_id: {pick.item_id} is listed twice; list each "
                                 "candidate at most once")  # fmt: skip
             seen.add(pick.item_id)
@@ -130,6 +132,7 @@ def prepare_rerank(
     *,
     picks: int,
     tokens_per_pick: int,
+    reask_repeats: bool,
     shuffles: int = 1,
     history_events: int = 20,
     seed: int = 0,
@@ -165,6 +168,7 @@ def prepare_rerank(
         history_ids=shown_ids,
         picks=picks,
         max_tokens=picks * tokens_per_pick + 16,
+        reask_repeats=reask_repeats,
     )
 
 
@@ -205,7 +209,8 @@ def rerank(generator: StructuredGenerator, request: RerankRequest) -> RerankOutc
 
 def salvage(request: RerankRequest, err: StructuredOutputError) -> Result:
     """Keep a last reply that matches the schema although the re-asks did not fix the rules
-    it broke: the small default model often repeats a candidate however it is asked.
+    it broke (with `reask_repeats` on: the small default model repeats a candidate however
+    it is asked).
     `aggregate` keeps first occurrences only and counts the rest in `dropped`, which beats
     losing the whole ranking. Anything that does not even parse stays a failed run."""
     try:

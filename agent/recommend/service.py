@@ -277,6 +277,7 @@ class Recommender:
             shuffles=s.rerank_shuffles,
             history_events=s.rerank_history_events,
             tokens_per_pick=s.rerank_tokens_per_pick,
+            reask_repeats=s.rerank_reask_repeats,
             seed=s.seed,
         )
 
