@@ -26,7 +26,8 @@ from agent.schemas import Interaction, Item
 from agent.schemas.profile import UserProfile
 from agent.schemas.text import NonEmpty, clip
 
-Reason = Annotated[str, NonEmpty, clip(100)]
+Reason = Annotated[str, NonEmpty, clip(100, as_pattern=True)]
+"""A pattern: the grammar cannot write a blank reason, which validation would refuse."""
 MAX_CITED = 3
 PROMPT_ID = "rerank"
 
