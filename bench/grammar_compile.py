@@ -1,6 +1,6 @@
 """Grammar compile time of personae's decoding schemas, as vLLM compiles them (xgrammar, the
 packaged tokenizer, the compile cache on, any_whitespace off), against the same schemas with
-their string length bounds removed.
+their string length bounds (`maxLength`, and the re-rank reason's pattern) removed.
 
     python bench/grammar_compile.py [--ids 50] [--repeat 2] [--json]
 
@@ -33,7 +33,7 @@ from agent.schemas.profile import draft_schema
 
 def unbounded(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: unbounded(v) for k, v in node.items() if k != "maxLength"}
+        return {k: unbounded(v) for k, v in node.items() if k not in ("maxLength", "pattern")}
     if isinstance(node, list):
         return [unbounded(v) for v in node]
     return node
