@@ -65,13 +65,12 @@ def kv_table(title: str, data: dict[str, Any]) -> list[str]:
 def llm_setup(manifest: Manifest) -> str:
     """How the LLM systems were asked, which changes what their numbers mean."""
     s, o = manifest.settings, manifest.options
-    picks, candidates = s.get("eval_rerank_picks"), s.get("eval_candidates")
     return (
-        f"LLM re-rank: the model orders its top **{picks}** candidates (llmrank: of "
-        f"{candidates}; candidates it does not rank follow in the order shown), "
-        f"{o.get('shuffles')} shuffle(s), up to {s.get('max_reasks')} re-asks per reply, "
-        f"temperature {s.get('temperature')}; blended = {o.get('blend')} x LLM rank + "
-        f"{1 - float(o.get('blend', 0.5)):g} x fusion rank."
+        f"LLM re-rank: the model orders its top **{s['eval_rerank_picks']}** candidates "
+        f"(llmrank: of {s['eval_candidates']}; candidates it does not rank follow in the order "
+        f"shown), {o['shuffles']} shuffle(s), up to {s['max_reasks']} re-asks per reply, "
+        f"temperature {s['temperature']}; blended = {o['blend']} x LLM rank + "
+        f"{1 - o['blend']:g} x fusion rank."
     )
 
 
@@ -91,7 +90,7 @@ def render(summary: RunSummary, manifest: Manifest, plots: dict[str, str]) -> st
         f"data `{manifest.data_hash[:16]}`.",
         "",
     ]
-    if summary.backends.get("llm") and manifest.options.get("use_llm", True):
+    if manifest.options["use_llm"]:
         lines += [llm_setup(manifest), ""]
     for name, protocol in summary.protocols.items():
         lines += protocol_section(protocol, plots.get(name))

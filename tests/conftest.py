@@ -11,12 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from agent.config import Settings
 from agent.model_prep import resolve_model
 from agent.runtime.endpoint import Endpoint, describe_server
 from agent.runtime.server import ManagedServer
 from tests.proc import pids_in_group
+
+
+@pytest.fixture(scope="session")
+def packaged_tokenizer() -> PreTrainedTokenizerBase:
+    """The default model's tokenizer, from the packaged weights (no server)."""
+    return AutoTokenizer.from_pretrained(resolve_model(Settings()).path)
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,8 @@ import re
 
 import pytest
 import xgrammar as xgr
-from transformers import AutoTokenizer
+from transformers import PreTrainedTokenizerBase
 
-from agent.config import Settings
-from agent.model_prep import resolve_model
 from agent.recommend.rerank import rerank_schema
 from agent.runtime.structured import decoding_schema
 from agent.schemas.text import MAX_PATTERN_CHARS, one_line_pattern
@@ -47,9 +45,8 @@ def test_reason_is_sent_as_the_pattern() -> None:
 
 
 @pytest.fixture(scope="module")
-def compiler() -> xgr.GrammarCompiler:
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(Settings()).path)
-    info = xgr.TokenizerInfo.from_huggingface(tokenizer)
+def compiler(packaged_tokenizer: PreTrainedTokenizerBase) -> xgr.GrammarCompiler:
+    info = xgr.TokenizerInfo.from_huggingface(packaged_tokenizer)
     return xgr.GrammarCompiler(info, max_threads=1, cache_enabled=True)
 
 

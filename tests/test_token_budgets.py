@@ -11,10 +11,9 @@ import json
 from typing import Any
 
 import pytest
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from agent.config import Settings
-from agent.model_prep import resolve_model
 from agent.recommend.explain import MAX_CITED as EXPLAIN_CITED
 from agent.recommend.rerank import MAX_CITED as RERANK_CITED
 from agent.schemas.profile import MAX_DISLIKES, MAX_EVIDENCE, MAX_INTERESTS
@@ -37,14 +36,9 @@ def tokens(tokenizer: PreTrainedTokenizerBase, reply: dict[str, Any]) -> int:
     return len(tokenizer(json.dumps(reply))["input_ids"])
 
 
-@pytest.fixture(scope="module")
-def tokenizer() -> PreTrainedTokenizerBase:
-    return AutoTokenizer.from_pretrained(resolve_model(Settings()).path)
-
-
 @pytest.mark.parametrize("filler", FILLERS.values(), ids=FILLERS.keys())
 def test_profile_budget_holds_the_longest_draft(
-    tokenizer: PreTrainedTokenizerBase, filler: str
+    packaged_tokenizer: PreTrainedTokenizerBase, filler: str
 ) -> None:
     interest = {
         "topic": fill(filler, 40),
@@ -59,20 +53,20 @@ def test_profile_budget_holds_the_longest_draft(
         "intent": fill(filler, 120),
         "summary": fill(filler, 240),
     }
-    assert tokens(tokenizer, draft) <= Settings().profile_max_tokens
+    assert tokens(packaged_tokenizer, draft) <= Settings().profile_max_tokens
 
 
 @pytest.mark.parametrize("filler", FILLERS.values(), ids=FILLERS.keys())
 def test_rerank_budget_holds_the_longest_pick(
-    tokenizer: PreTrainedTokenizerBase, filler: str
+    packaged_tokenizer: PreTrainedTokenizerBase, filler: str
 ) -> None:
     pick = {"item_id": "1682", "reason": fill(filler, 100), "cited": ITEM_IDS[:RERANK_CITED]}
-    assert tokens(tokenizer, pick) <= Settings().rerank_tokens_per_pick
+    assert tokens(packaged_tokenizer, pick) <= Settings().rerank_tokens_per_pick
 
 
 @pytest.mark.parametrize("filler", FILLERS.values(), ids=FILLERS.keys())
 def test_explain_budget_holds_the_longest_explanation(
-    tokenizer: PreTrainedTokenizerBase, filler: str
+    packaged_tokenizer: PreTrainedTokenizerBase, filler: str
 ) -> None:
     reply = {"explanation": fill(filler, 240), "cited": ITEM_IDS[:EXPLAIN_CITED]}
-    assert tokens(tokenizer, reply) <= Settings().explain_max_tokens
+    assert tokens(packaged_tokenizer, reply) <= Settings().explain_max_tokens
