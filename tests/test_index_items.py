@@ -10,7 +10,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ from agent.ingest.pipeline import IngestOptions, ingest
 from agent.schemas import Item
 from agent.store.chroma import open_client
 from agent.store.consistency import check, rebuild
-from agent.store.item_index import ItemIndex, item_document
+from agent.store.item_index import Hit, ItemIndex, item_document
 from agent.store.record import RecordStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
@@ -144,6 +146,36 @@ def _run(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedP
         timeout=timeout,
         check=False,
     )
+
+
+def test_probe_tolerates_a_few_search_misses_but_not_a_disagreeing_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RecordStore.at(tmp_path)
+    with store.writer() as writer:
+        for n in range(100):
+            writer.put_item(Item(item_id=f"i{n}", title=f"film number {n}", categories=["x"]))
+    index = item_index(tmp_path, dim=256)
+    index.refresh(store.iter_items())
+    assert check(store, index).probe_misses == 0
+    real_query = index.query_vectors
+
+    def answers_elsewhere(misses: int) -> Callable[..., list[list[Hit]]]:
+        """The first `misses` queries find a far item instead of their own vector."""
+
+        def query(vectors: Any, n: int = 50, where: Any = None) -> list[list[Hit]]:
+            hits = real_query(vectors, n, where)
+            return [[Hit("far", 0.5, {})] if k < misses else h for k, h in enumerate(hits)]
+
+        return query
+
+    monkeypatch.setattr(index, "query_vectors", answers_elsewhere(2))
+    tolerated = check(store, index)
+    assert tolerated.ok and tolerated.probe_misses == 2
+    monkeypatch.setattr(index, "query_vectors", answers_elsewhere(20))
+    damaged = check(store, index)
+    assert damaged.probe_misses == 20
+    assert damaged.problems and "20 of 20 stored vectors" in damaged.problems[0]
 
 
 @pytest.mark.slow

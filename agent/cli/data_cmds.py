@@ -305,7 +305,8 @@ def store_check(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify the record (SQLite integrity) and the item index against it: counts, missing
-    or stale ids, zero vectors, the wedged-store error. Exits 1 if anything is wrong."""
+    or stale ids, zero vectors, the wedged-store error, and a sample of stored vectors queried
+    back (each must find itself). Exits 1 if anything is wrong."""
     settings = _index_settings(data_dir, embedding_model, chroma_url)
     with RecordStore.at(settings.data_dir) as store:
         report = consistency.check(store, _item_index(settings))

@@ -22,8 +22,14 @@ from agent.store.record import RecordStore
 
 SAMPLE = 10
 """How many example ids a report lists per kind of problem."""
-PROBES = 5
-"""Stored vectors queried back: each must find itself (or an identical vector) first."""
+PROBES = 20
+"""Stored vectors queried back; each should find itself (or an identical vector) first."""
+PROBE_MISSES_ALLOWED = 5
+"""Misses tolerated among the probes. HNSW search is approximate: among many identical
+vectors it can stop on a plateau of equal distances and never reach the probe's own cluster
+(measured: 9 to 14 misses in 3,000 self-queries on 20,000 hash-embedded items with ~850
+distinct vectors, whatever `n_results` or `ef_search`). A segment that disagrees with the
+stored data misses on (nearly) every probe, so a few misses are search noise, not damage."""
 
 
 @dataclass
@@ -34,6 +40,7 @@ class CheckReport:
     extra: int = 0
     stale: int = 0
     zero_vectors: int = 0
+    probe_misses: int = 0
     wedged: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -107,14 +114,22 @@ def _scan(index: ItemIndex, collection: Any) -> tuple[dict[str, str], list[str]]
 
 
 def _probe(index: ItemIndex, collection: Any, report: CheckReport) -> None:
-    """Query a few stored vectors back: the HNSW segment must agree with the stored data."""
+    """Query stored vectors back: the HNSW segment must agree with the stored data."""
     sample = collection.get(limit=PROBES, include=["embeddings"])
     if not sample["ids"]:
         return
     hits = index.query_vectors(np.asarray(sample["embeddings"]), n=1)
-    for item_id, found in zip(sample["ids"], hits, strict=True):
-        if not found or (found[0].item_id != item_id and found[0].distance > 1e-4):
-            report.problems.append(f"query probe: vector of {item_id!r} did not find itself")
+    missed = [
+        item_id
+        for item_id, found in zip(sample["ids"], hits, strict=True)
+        if not found or (found[0].item_id != item_id and found[0].distance > 1e-4)
+    ]
+    report.probe_misses = len(missed)
+    if len(missed) > min(PROBE_MISSES_ALLOWED, len(sample["ids"]) // 4):
+        report.problems.append(
+            f"query probe: {len(missed)} of {len(sample['ids'])} stored vectors did not find"
+            f" themselves (the HNSW segment disagrees with the stored data), e.g. {missed[:SAMPLE]}"
+        )
 
 
 def rebuild(store: RecordStore, index: ItemIndex, advance: Advance | None = None) -> IndexReport:
