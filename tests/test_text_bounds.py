@@ -1,6 +1,6 @@
 """The re-rank reason's one-line pattern means what validation means (1..n characters, not
-blank), in Python's `re` and in the real xgrammar compiler (cache on, as vLLM runs it) with
-the packaged tokenizer."""
+blank; in its no-digits form, a first letter and no digit), in Python's `re` and in the real
+xgrammar compiler (cache on, as vLLM runs it) with the packaged tokenizer."""
 
 from __future__ import annotations
 
@@ -25,11 +25,24 @@ CASES = [
     ('say "hi"', False),
     ("tab\there", False),
 ]
+WORDS_CASES = [
+    ("Fun", True),
+    ("é ü", False),
+    ("a.b c", True),
+    ("Se7en", False),
+    ("10.1.1", False),
+    ("abcdef", False),
+]
 
 
 @pytest.mark.parametrize(("text", "allowed"), CASES)
 def test_pattern_means_one_to_n_characters_not_blank(text: str, allowed: bool) -> None:
     assert bool(re.fullmatch(one_line_pattern(5)[1:-1], text)) is allowed
+
+
+@pytest.mark.parametrize(("text", "allowed"), WORDS_CASES)
+def test_words_pattern_starts_with_a_letter_and_has_no_digits(text: str, allowed: bool) -> None:
+    assert bool(re.fullmatch(one_line_pattern(5, digits=False)[1:-1], text)) is allowed
 
 
 def test_bounds_outside_what_xgrammar_compiles_are_refused() -> None:
@@ -40,7 +53,7 @@ def test_bounds_outside_what_xgrammar_compiles_are_refused() -> None:
 def test_reason_is_sent_as_the_pattern() -> None:
     sent = decoding_schema(rerank_schema(["1", "2"], ["3"], 2))
     reason = sent["$defs"]["RankedPick"]["properties"]["reason"]
-    assert reason == {"type": "string", "pattern": one_line_pattern(100),
+    assert reason == {"type": "string", "pattern": one_line_pattern(100, digits=False),
                       "title": "Reason", "description": "One short sentence"}  # fmt: skip
 
 
@@ -50,8 +63,10 @@ def compiler(packaged_tokenizer: PreTrainedTokenizerBase) -> xgr.GrammarCompiler
     return xgr.GrammarCompiler(info, max_threads=1, cache_enabled=True)
 
 
-def accepts(compiler: xgr.GrammarCompiler, max_chars: int, text: str) -> bool:
-    field = {"type": "string", "pattern": one_line_pattern(max_chars)}
+def accepts(
+    compiler: xgr.GrammarCompiler, max_chars: int, text: str, *, digits: bool = True
+) -> bool:
+    field = {"type": "string", "pattern": one_line_pattern(max_chars, digits=digits)}
     schema = {"type": "object", "properties": {"x": field}, "required": ["x"]}
     grammar = compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
     reply = json.dumps({"x": text}, ensure_ascii=False)
@@ -63,6 +78,13 @@ def test_xgrammar_enforces_the_pattern(
     compiler: xgr.GrammarCompiler, text: str, allowed: bool
 ) -> None:
     assert accepts(compiler, 5, text) is allowed
+
+
+@pytest.mark.parametrize(("text", "allowed"), WORDS_CASES)
+def test_xgrammar_enforces_the_words_pattern(
+    compiler: xgr.GrammarCompiler, text: str, allowed: bool
+) -> None:
+    assert accepts(compiler, 5, text, digits=False) is allowed
 
 
 def test_xgrammar_compiles_the_longest_pattern_with_its_cache_on(

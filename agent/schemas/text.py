@@ -19,10 +19,12 @@ class clip:  # noqa: N801 - used like a function inside Annotated[...]
 
     Each bound costs grammar-compile time, paid per distinct schema (bench/grammar_compile.py),
     so keep bounds as small as the field needs. `as_pattern` sends the bound as a regex that
-    also refuses blank text (see `one_line_pattern`)."""
+    also refuses blank text (see `one_line_pattern`); `digits=False` adds to that regex a
+    first letter and no digits."""
 
     max_chars: int
     as_pattern: bool = False
+    digits: bool = True
 
     def __get_pydantic_core_schema__(
         self, source: type[Any], handler: GetCoreSchemaHandler
@@ -33,7 +35,8 @@ class clip:  # noqa: N801 - used like a function inside Annotated[...]
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         if self.as_pattern:
-            return {**handler(schema), "pattern": one_line_pattern(self.max_chars)}
+            pattern = one_line_pattern(self.max_chars, digits=self.digits)
+            return {**handler(schema), "pattern": pattern}
         return {**handler(schema), "maxLength": self.max_chars}
 
     def cut(self, text: str) -> str:
@@ -48,16 +51,22 @@ MAX_PATTERN_CHARS = 128
 fails a check when its compile cache is on, as vLLM runs it (`per_rule_fsm_hashes`)."""
 
 
-def one_line_pattern(max_chars: int) -> str:
+def one_line_pattern(max_chars: int, *, digits: bool = True) -> str:
     """1..`max_chars` characters, the first not a space, none a quote, backslash or control
-    character (no JSON escapes: xgrammar's `maxLength` refuses those too).
+    character (no JSON escapes: xgrammar's `maxLength` refuses those too). With
+    `digits=False` the first character is an ASCII letter and no character is a digit.
 
     Why a pattern rather than `maxLength` plus `minLength`: the grammar then refuses a blank
     text, which validation would reject after the model paid for it (`minLength` is left out
     of decoding schemas as costly), and it compiles faster. Measured with xgrammar 0.2.8 on
     this CPU, one string field: `maxLength` 100 in 2.2 s, this pattern in 1.2 s. Unlike
     `maxLength` bounds, which share their states, patterns add up, so this is for a schema's
-    one short free-text field, not for several."""
+    one short free-text field, not for several.
+
+    Why `digits=False` exists: the default model, allowed digits in a re-rank reason, wrote
+    digit loops (`10.1.1.1...`) to the bound on nearly every pick (see `rerank.Reason`)."""
     if not 1 <= max_chars <= MAX_PATTERN_CHARS:
         raise ValueError(f"a one-line pattern holds 1..{MAX_PATTERN_CHARS} characters")
-    return rf'^[^"\\\x00-\x20][^"\\\x00-\x1f]{{0,{max_chars - 1}}}$'
+    if digits:
+        return rf'^[^"\\\x00-\x20][^"\\\x00-\x1f]{{0,{max_chars - 1}}}$'
+    return rf'^[A-Za-z][^"\\\x00-\x1f0-9]{{0,{max_chars - 1}}}$'
