@@ -64,7 +64,12 @@ class Settings(BaseSettings):
     )
     startup_timeout: float = Field(300.0, gt=0, description="Seconds to wait for /health.")
     request_timeout: float = Field(
-        600.0, gt=0, description="Seconds per LLM request (CPU generation of a long reply is slow)."
+        1800.0,
+        gt=0,
+        description="Seconds per LLM request. CPU is slow: at concurrency 16 the default model "
+        "decodes about 2.4 tokens/s per request, so a re-rank reply at its 1,416-token limit "
+        "(10 picks) needs about 10 min plus its turn at prefill; 600 s timed out in a 200-user "
+        "eval.",
     )
     concurrency: int = Field(16, ge=1, description="Concurrent LLM requests in batch jobs.")
     transport_retries: int = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from typing import Literal
 
 import pytest
 from pydantic import BaseModel, Field
+from tenacity import wait_none
 
 from agent.config import Settings
 from agent.prompts import PromptMessage, PromptRef, RenderedPrompt, load_prompt
@@ -83,13 +85,25 @@ def test_connection_refused_is_retried_then_raises_clear_error(llm_settings: Set
     dead = "http://127.0.0.1:9/v1"  # discard port: nothing listens, connection refused
     settings = llm_settings.model_copy(update={"transport_retries": 2, "request_timeout": 5.0})
     generator = StructuredGenerator.for_endpoint(settings, dead, "SmolLM2-135M-Instruct")
-    from tenacity import wait_none
-
     generator.retry_wait = wait_none()
     started = time.monotonic()
     with pytest.raises(LLMUnavailableError, match=r"127\.0\.0\.1:9.*failed 3 time"):
         generator.generate(review_prompt("fine"), MovieReview)
     assert time.monotonic() - started < 60
+
+
+def test_a_server_that_never_replies_times_out_with_the_setting_named(
+    llm_settings: Settings,
+) -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        settings = llm_settings.model_copy(update={"transport_retries": 1, "request_timeout": 0.5})
+        generator = StructuredGenerator.for_endpoint(settings, url, "SmolLM2-135M-Instruct")
+        generator.retry_wait = wait_none()
+        with pytest.raises(LLMUnavailableError, match=r"request_timeout=0\.5 s, 2 time"):
+            generator.generate(review_prompt("fine"), MovieReview)
 
 
 _CHILD = textwrap.dedent(

@@ -285,6 +285,13 @@ class StructuredGenerator:
 
     def _unavailable(self, err: BaseException) -> LLMUnavailableError:
         tries = self.settings.transport_retries + 1
+        if isinstance(err, openai.APITimeoutError):
+            return LLMUnavailableError(
+                f"LLM server {self.base_url} gave no reply within request_timeout="
+                f"{self.settings.request_timeout:g} s, {tries} time(s) in a row: a reply that "
+                f"runs to its token limit on CPU at concurrency {self.settings.concurrency} can "
+                "take longer; raise PERSONAE_REQUEST_TIMEOUT or lower --concurrency"
+            )
         return LLMUnavailableError(
             f"LLM server {self.base_url} failed {tries} time(s) in a row "
             f"({type(err).__name__}: {err}); is it running? (personae serve / --base-url)"
