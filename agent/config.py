@@ -20,8 +20,12 @@ def _xdg(var: str, fallback: str) -> Path:
     return Path(os.environ.get(var) or Path.home() / fallback) / "personae"
 
 
+ENV_PREFIX = "PERSONAE_"
+"""Settings are read from environment variables with this prefix."""
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PERSONAE_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     data_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"),

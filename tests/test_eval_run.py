@@ -240,3 +240,16 @@ def test_cli_run_compare_and_tune_blend(
     sweep = json.loads(tuned.stdout)["sweep"]
     assert [p["weight"] for p in sweep["points"]][0] == 0.0 and 0 <= sweep["best"] <= 1
     assert Path(json.loads(tuned.stdout)["run_dir"]).name.split("-")[1] == "validation"
+
+
+def test_reproduce_command_carries_the_personae_settings_from_the_environment() -> None:
+    environ = {
+        "PERSONAE_EVAL_RERANK_PICKS": "10",
+        "PERSONAE_API_KEY": "secret",
+        "PERSONAE_DATA_DIR": "/tmp/a b",
+        "HOME": "/root",
+    }
+    command = eval_cmds.reproduce_command(["eval", "run", "--users", "200"], environ)
+    assert command == (
+        "PERSONAE_DATA_DIR='/tmp/a b' PERSONAE_EVAL_RERANK_PICKS=10 personae eval run --users 200"
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +26,7 @@ from agent.cli.common import (
     make_settings,
     print_json,
 )
-from agent.config import Settings
+from agent.config import ENV_PREFIX, Settings
 from agent.embeddings import load_embedder
 from agent.runtime.endpoint import open_generator
 from agent.runtime.structured import StructuredGenerator
@@ -104,8 +105,19 @@ def bar_progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[], No
         yield task
 
 
+def reproduce_command(argv: list[str], environ: Mapping[str, str]) -> str:
+    """The command line as run, with the `PERSONAE_` settings it read from the environment
+    (the API key left out): without them the report's command would not reproduce the run."""
+    env = [
+        f"{name}={shlex.quote(value)}"
+        for name, value in sorted(environ.items())
+        if name.startswith(ENV_PREFIX) and name != f"{ENV_PREFIX}API_KEY"
+    ]
+    return " ".join([*env, "personae", *(shlex.quote(a) for a in argv)])
+
+
 def run_eval(settings: Settings, options: RunOptions, show: bool) -> RunResult:
-    command = "personae " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = reproduce_command(sys.argv[1:], os.environ)
     embedder = load_embedder(settings)
     try:
         check_backends(None, embedder, options.smoke)  # before any server is started
