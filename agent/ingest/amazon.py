@@ -10,29 +10,33 @@ loaded before review files so that reviews of unknown items are caught.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from agent.ingest.jsonl import read_jsonl, text_of
-from agent.ingest.rows import (
-    FormatError,
-    ReadContext,
-    Record,
-    Rejected,
-    Row,
+from agent.ingest.fields import (
+    MAX_ATTRIBUTE_CHARS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_REVIEW_CHARS,
+    MAX_TITLE_CHARS,
     RowError,
+    find_year,
+    parse_id,
+    parse_list,
     parse_rating,
+    parse_text,
     parse_timestamp,
-    parse_year,
+    shown,
 )
+from agent.ingest.jsonl import read_jsonl
+from agent.ingest.rows import FormatError, ReadContext, Record, Rejected, Row
 from agent.ingest.table import convert
 from agent.schemas import EventType, Interaction, Item
 
 RATING_RANGE = (1.0, 5.0)
-MAX_DESCRIPTION = 4000
 EXPECTED = (
     "Amazon Reviews JSONL: 2018 reviews (reviewerID, asin, overall, unixReviewTime), "
     "2023 reviews (user_id, parent_asin, rating, timestamp) or their item metadata "
@@ -103,10 +107,7 @@ def _need(values: dict[str, Any], key: str) -> Any:
 
 
 def _id(values: dict[str, Any], key: str) -> str:
-    value = _need(values, key)
-    if not isinstance(value, str | int):
-        raise RowError(f"bad type: {key!r} is {value!r}, expected a string id")
-    return str(value)
+    return parse_id(_need(values, key), key)
 
 
 def _rating(values: dict[str, Any], key: str) -> float | None:
@@ -114,96 +115,111 @@ def _rating(values: dict[str, Any], key: str) -> float | None:
     return None if value is None else parse_rating(value, *RATING_RANGE, field=key)
 
 
+def _title(values: dict[str, Any], key: str) -> str:
+    return parse_text(values.get(key), key, MAX_TITLE_CHARS, one_line=True)
+
+
+def _review(values: dict[str, Any], key: str) -> str | None:
+    return parse_text(values.get(key), key, MAX_REVIEW_CHARS) or None
+
+
 def _review_2018(v: dict[str, Any]) -> Interaction:
     if v.get("unixReviewTime") is not None:
         moment = parse_timestamp(v["unixReviewTime"], "unixReviewTime", unit="s")
     else:
         moment = _review_time(_need(v, "reviewTime"))
-    text = text_of(v.get("reviewText")) or None
-    attributes = {
-        key: v[key] for key in ("verified", "vote") if isinstance(v.get(key), str | int | bool)
-    }
+    text = _review(v, "reviewText")
     return Interaction(
         user_id=_id(v, "reviewerID"),
         item_id=_id(v, "asin"),
         timestamp=moment,
         event_type=EventType.REVIEW if text else EventType.RATING,
         rating=_rating(v, "overall"),
-        review_title=text_of(v.get("summary")) or None,
+        review_title=_title(v, "summary") or None,
         review_text=text,
-        attributes=attributes,
+        attributes=_scalars(v, ("verified", "vote")),
     )
 
 
 def _review_time(value: Any) -> datetime:
     """2018's human-readable 'MM DD, YYYY' date, used when unixReviewTime is absent."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise RowError(f"bad timestamp: 'reviewTime' is {shown(value)}, expected 'MM DD, YYYY'")
     try:
-        return datetime.strptime(str(value).strip(), "%m %d, %Y").replace(tzinfo=UTC)
+        return datetime.strptime(value.strip(), "%m %d, %Y").replace(tzinfo=UTC)
     except ValueError:
         raise RowError(
-            f"bad timestamp: 'reviewTime' is {value!r}, expected 'MM DD, YYYY'"
+            f"bad timestamp: 'reviewTime' is {shown(value)}, expected 'MM DD, YYYY'"
         ) from None
 
 
 def _review_2023(v: dict[str, Any]) -> Interaction:
     item_key = "parent_asin" if v.get("parent_asin") else "asin"
-    text = text_of(v.get("text")) or None
-    attributes = {
-        key: v[key]
-        for key in ("asin", "helpful_vote", "verified_purchase")
-        if isinstance(v.get(key), str | int | bool) and key != item_key
-    }
+    text = _review(v, "text")
+    extra = tuple(key for key in ("asin", "helpful_vote", "verified_purchase") if key != item_key)
     return Interaction(
         user_id=_id(v, "user_id"),
         item_id=_id(v, item_key),
         timestamp=parse_timestamp(_need(v, "timestamp"), unit="ms"),
         event_type=EventType.REVIEW if text else EventType.RATING,
         rating=_rating(v, "rating"),
-        review_title=text_of(v.get("title")) or None,
+        review_title=_title(v, "title") or None,
         review_text=text,
-        attributes=attributes,
+        attributes=_scalars(v, extra),
     )
 
 
 def _meta_2018(v: dict[str, Any]) -> Item:
     item_id = _id(v, "asin")
-    categories = [c for c in v.get("category") or [] if isinstance(c, str)]
+    categories = parse_list(v.get("category"), "category")
+    main = parse_text(v.get("main_cat"), "main_cat", MAX_ATTRIBUTE_CHARS, one_line=True)
+    date = parse_text(v.get("date"), "date", MAX_ATTRIBUTE_CHARS, one_line=True)
     return Item(
         item_id=item_id,
-        title=text_of(v.get("title")) or item_id,
-        categories=categories or [text_of(v.get("main_cat"))],
-        description=_describe(v.get("description"), v.get("feature")),
-        year=parse_year(text_of(v.get("date"))[-4:] or None),
+        title=_title(v, "title") or item_id,
+        categories=categories or [main],
+        description=_describe(v, "description", "feature"),
+        year=find_year(date[-4:] or None),  # free text such as 'June 5, 2014', often junk
         attributes=_scalars(v, ("brand", "main_cat", "price")),
     )
 
 
 def _meta_2023(v: dict[str, Any]) -> Item:
     item_id = _id(v, "parent_asin")
-    categories = [c for c in v.get("categories") or [] if isinstance(c, str)]
+    categories = parse_list(v.get("categories"), "categories")
+    main = parse_text(v.get("main_category"), "main_category", MAX_ATTRIBUTE_CHARS, one_line=True)
     return Item(
         item_id=item_id,
-        title=text_of(v.get("title")) or item_id,
-        categories=categories or [text_of(v.get("main_category"))],
-        description=_describe(v.get("description"), v.get("features")),
+        title=_title(v, "title") or item_id,
+        categories=categories or [main],
+        description=_describe(v, "description", "features"),
         attributes=_scalars(
             v, ("store", "main_category", "price", "average_rating", "rating_number")
         ),
     )
 
 
-def _describe(description: Any, features: Any) -> str:
-    return " ".join(part for part in (text_of(description), text_of(features)) if part)[
-        :MAX_DESCRIPTION
-    ]
+def _describe(values: dict[str, Any], *keys: str) -> str:
+    parts = [parse_text(values.get(key), key, MAX_DESCRIPTION_CHARS, lists=True) for key in keys]
+    return parse_text(" ".join(part for part in parts if part), keys[0], MAX_DESCRIPTION_CHARS)
 
 
 def _scalars(
     values: dict[str, Any], keys: tuple[str, ...]
 ) -> dict[str, str | int | float | bool | None]:
-    return {
-        key: values[key] for key in keys if isinstance(values.get(key), str | int | float | bool)
-    }
+    """Optional metadata kept as attributes when it is a scalar; a list or object there
+    (the 2018 files hold price as text, sometimes HTML) is not an attribute and is left out.
+    Strings are bounded and cleaned like every text."""
+    kept: dict[str, str | int | float | bool | None] = {}
+    for key in keys:
+        value = values.get(key)
+        if isinstance(value, str):
+            kept[key] = parse_text(value, key, MAX_ATTRIBUTE_CHARS, one_line=True)
+        elif isinstance(value, int | float | bool) and (
+            not isinstance(value, float) or math.isfinite(value)
+        ):
+            kept[key] = value
+    return kept
 
 
 _BUILDERS: dict[Layout, Callable[[dict[str, Any]], Record]] = {

@@ -7,8 +7,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from agent.ingest.fields import (
+    MAX_CATEGORY_CHARS,
+    MAX_REVIEW_CHARS,
+    MAX_TITLE_CHARS,
+    RowError,
+    parse_id,
+    parse_rating,
+    parse_text,
+    parse_timestamp,
+    require,
+)
 from agent.ingest.movielens100k import split_title_year
-from agent.ingest.rows import FormatError, ReadContext, Row, parse_rating, parse_timestamp, require
+from agent.ingest.rows import FormatError, ReadContext, Row
 from agent.ingest.table import Table, convert_rows, read_table
 from agent.schemas import EventType, Interaction, Item
 
@@ -47,11 +58,16 @@ def read(paths: Sequence[Path], ctx: ReadContext) -> Iterator[Row]:
 
 
 def _movie(row: dict[str, str]) -> Item:
-    title, year = split_title_year(require(row, "title"))
-    genres = row["genres"].strip()
+    """A movie without a title (real snapshots have some) is kept under its id, so its
+    ratings are kept too; `personae stats` counts such items."""
+    item_id = parse_id(row["movieId"], "movieId", digits=True)
+    title, year = split_title_year(
+        parse_text(row["title"], "title", MAX_TITLE_CHARS, one_line=True)
+    )
+    genres = parse_text(row["genres"], "genres", MAX_CATEGORY_CHARS * 10, one_line=True)
     return Item(
-        item_id=require(row, "movieId"),
-        title=title,
+        item_id=item_id,
+        title=title or item_id,
         year=year,
         categories=[] if genres == NO_GENRES else genres.split("|"),
     )
@@ -59,8 +75,8 @@ def _movie(row: dict[str, str]) -> Item:
 
 def _rating(row: dict[str, str]) -> Interaction:
     return Interaction(
-        user_id=require(row, "userId"),
-        item_id=require(row, "movieId"),
+        user_id=parse_id(row["userId"], "userId", digits=True),
+        item_id=parse_id(row["movieId"], "movieId", digits=True),
         timestamp=parse_timestamp(require(row, "timestamp"), unit="s"),
         event_type=EventType.RATING,
         rating=parse_rating(require(row, "rating"), *RATING_RANGE),
@@ -68,10 +84,13 @@ def _rating(row: dict[str, str]) -> Interaction:
 
 
 def _tag(row: dict[str, str]) -> Interaction:
+    tag = parse_text(row["tag"], "tag", MAX_REVIEW_CHARS)
+    if not tag:
+        raise RowError("missing field: 'tag' is empty or absent")
     return Interaction(
-        user_id=require(row, "userId"),
-        item_id=require(row, "movieId"),
+        user_id=parse_id(row["userId"], "userId", digits=True),
+        item_id=parse_id(row["movieId"], "movieId", digits=True),
         timestamp=parse_timestamp(require(row, "timestamp"), unit="s"),
         event_type=EventType.FEEDBACK,
-        review_text=require(row, "tag"),
+        review_text=tag,
     )

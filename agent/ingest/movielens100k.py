@@ -12,15 +12,19 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from agent.ingest.rows import (
-    FormatError,
-    ReadContext,
-    Row,
+from agent.ingest.fields import (
+    MAX_ATTRIBUTE_CHARS,
+    MAX_CATEGORY_CHARS,
+    MAX_TITLE_CHARS,
+    RowError,
+    parse_id,
     parse_rating,
+    parse_text,
     parse_timestamp,
     parse_year,
     require,
 )
+from agent.ingest.rows import FormatError, ReadContext, Row
 from agent.ingest.table import Table, convert_rows, read_table
 from agent.schemas import EventType, Interaction, Item, User
 
@@ -148,24 +152,37 @@ def _items(path: Path, ctx: ReadContext) -> Iterator[Row]:
 
 
 def _u_item(row: dict[str, str]) -> Item:
-    title, year = split_title_year(require(row, "title"))
-    flags = [genre for genre in GENRES if row[genre].strip() == "1" and genre != "unknown"]
-    url = row["imdb_url"].strip()
+    item_id = parse_id(row["item_id"], "item_id", digits=True)
+    title, year = split_title_year(
+        parse_text(row["title"], "title", MAX_TITLE_CHARS, one_line=True)
+    )
+    flags = [genre for genre in GENRES if _flag(row, genre) and genre != "unknown"]
+    url = parse_text(row["imdb_url"], "imdb_url", MAX_ATTRIBUTE_CHARS, one_line=True)
     return Item(
-        item_id=require(row, "item_id"),
-        title=title,
+        item_id=item_id,
+        title=title or item_id,
         categories=flags,
-        year=year or parse_year(row["release_date"]),
+        year=year or parse_year(row["release_date"], "release_date", lenient=True),
         attributes={"imdb_url": url} if url else {},
     )
 
 
+def _flag(row: dict[str, str], genre: str) -> bool:
+    value = row[genre].strip()
+    if value not in ("0", "1"):
+        raise RowError(f"bad type: genre flag {genre!r} is {value[:20]!r}, expected 0 or 1")
+    return value == "1"
+
+
 def _atomic_item(row: dict[str, str]) -> Item:
+    item_id = parse_id(row["item_id"], "item_id")
+    title = parse_text(row["movie_title"], "movie_title", MAX_TITLE_CHARS, one_line=True)
+    classes = parse_text(row.get("class"), "class", MAX_CATEGORY_CHARS * 10, one_line=True)
     return Item(
-        item_id=require(row, "item_id"),
-        title=require(row, "movie_title"),
-        categories=row.get("class", "").split(),
-        year=parse_year(row.get("release_year")),
+        item_id=item_id,
+        title=title or item_id,
+        categories=classes.split(),
+        year=parse_year(row.get("release_year"), "release_year", lenient=True),
     )
 
 
@@ -187,24 +204,32 @@ def _users(path: Path, ctx: ReadContext) -> Iterator[Row]:
 
 
 def _user(row: dict[str, str]) -> User:
-    attributes: dict[str, str | int | float | bool | None] = {
-        key: value.strip() for key, value in row.items() if key != "user_id" and value.strip()
-    }
-    if isinstance(attributes.get("age"), str) and str(attributes["age"]).isdigit():
-        attributes["age"] = int(str(attributes["age"]))
-    return User(user_id=require(row, "user_id"), attributes=attributes)
+    attributes: dict[str, str | int | float | bool | None] = {}
+    for key, value in row.items():
+        text = parse_text(value, key, MAX_ATTRIBUTE_CHARS, one_line=True)
+        if key != "user_id" and text:
+            attributes[key] = (
+                int(text) if key == "age" and text.isascii() and text.isdigit() else text
+            )
+    return User(user_id=parse_id(row["user_id"], "user_id"), attributes=attributes)
 
 
 def _ratings(path: Path, ctx: ReadContext) -> Iterator[Row]:
-    table = U_DATA if path.name in GROUPLENS_NAMES else ATOMIC_INTER
-    return convert_rows(read_table(path, table, ctx), _rating)
+    if path.name in GROUPLENS_NAMES:
+        return convert_rows(read_table(path, U_DATA, ctx), _rating)
+    return convert_rows(read_table(path, ATOMIC_INTER, ctx), _atomic_rating)
 
 
-def _rating(row: dict[str, str]) -> Interaction:
+def _rating(row: dict[str, str], digits: bool = True) -> Interaction:
+    """GroupLens ids are numbers; RecBole's atomic files hold tokens of any dataset."""
     return Interaction(
-        user_id=require(row, "user_id"),
-        item_id=require(row, "item_id"),
+        user_id=parse_id(row["user_id"], "user_id", digits=digits),
+        item_id=parse_id(row["item_id"], "item_id", digits=digits),
         timestamp=parse_timestamp(require(row, "timestamp"), unit="s"),
         event_type=EventType.RATING,
         rating=parse_rating(require(row, "rating"), *RATING_RANGE),
     )
+
+
+def _atomic_rating(row: dict[str, str]) -> Interaction:
+    return _rating(row, digits=False)

@@ -19,6 +19,9 @@ from agent.ingest.rows import Parsed, Rejected, Row
 from agent.schemas import Interaction, Item, User
 from agent.store.record import RecordStore, WriteCounts, Writer
 
+MAX_RAW_CHARS = 10_000
+"""Of a rejected row's text kept in the rejects file (a 16 MB line is named, not copied)."""
+
 
 class StrictStop(Exception):
     """A --strict ingest met a bad row; nothing was written."""
@@ -52,6 +55,9 @@ class IngestReport:
     rejected: int = 0
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     rejects_path: str | None = None
+    fields_cut: dict[str, int] = field(default_factory=dict)
+    """Accepted rows per field cut to its length bound (or, optional and unreadable, left
+    out): kept, and counted here rather than lost unnoticed."""
     seconds: float = 0.0
 
     @property
@@ -83,7 +89,7 @@ class RejectSink:
             "file": reject.source.file,
             "line": reject.source.line,
             "reason": reject.reason,
-            "raw": reject.raw,
+            "raw": reject.raw[:MAX_RAW_CHARS],
         }
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
 
@@ -106,14 +112,18 @@ def ingest(
     try:
         with store.writer() as writer:
             known = writer.item_ids()
+            cut: Counter[str] = Counter()
             for row in rows:
                 report.rows_read += 1
+                if isinstance(row, Parsed):
+                    cut.update(set(row.cut))
                 reject = _apply(row, writer, known, options, report)
                 if reject is not None:
                     sink.add(reject)
                     if options.strict:
                         raise StrictStop(reject)
             writer.flush()
+            report.fields_cut = dict(sorted(cut.items()))
             _fill(report, writer.counts, sink, time.perf_counter() - started)
             writer.log_ingest(format_name, files, report.to_dict())
     finally:

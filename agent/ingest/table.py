@@ -7,6 +7,7 @@ the required columns, or a headerless first row with the wrong number of fields,
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.ingest.fields import RowError, collecting_cuts, shown
 from agent.ingest.rows import (
     DelimitedRow,
     FormatError,
@@ -22,7 +24,6 @@ from agent.ingest.rows import (
     Record,
     Rejected,
     Row,
-    RowError,
     Source,
     check_encoding,
     delimiter_name,
@@ -70,6 +71,11 @@ def read_table(path: Path, table: Table, ctx: ReadContext) -> Iterator[TableRow 
 
 def _columns(path: Path, table: Table, first: DelimitedRow) -> list[str]:
     sep = delimiter_name(table.delimiter)
+    if "\r" in first.raw:
+        raise FormatError(
+            f"{path}:{first.line}: lines end in CR alone (old Mac OS line ends); save the "
+            "file with LF or CRLF line ends"
+        )
     if table.columns is not None:
         if len(first.fields) != len(table.columns):
             raise FormatError(
@@ -87,6 +93,12 @@ def _columns(path: Path, table: Table, first: DelimitedRow) -> list[str]:
             f"columns {', '.join(table.required)}; missing {', '.join(missing)}"
             f"{guess_delimiter(first.raw, table.delimiter)}; header was "
             f"{printable(first.raw)[:200]!r}"
+        )
+    repeated = sorted(name for name, n in Counter(header).items() if n > 1)
+    if repeated:
+        raise FormatError(
+            f"{path}:{first.line}: the header names {', '.join(map(repr, repeated))} more "
+            "than once; which column is meant?"
         )
     return header
 
@@ -112,22 +124,24 @@ def _row(path: Path, table: Table, columns: list[str], row: DelimitedRow) -> Tab
 def convert(
     source: Source, raw: str, build: Callable[[dict[str, Any]], Record], values: dict[str, Any]
 ) -> Iterator[Row]:
-    """Run a row converter; a RowError or a schema ValidationError becomes a reject."""
+    """Run a row converter; a RowError or a schema ValidationError becomes a reject. Text
+    fields the converter cut to their bound are named on the parsed row."""
     try:
-        record = build(values)
+        with collecting_cuts() as cuts:
+            record = build(values)
     except RowError as err:
         yield Rejected(source, str(err), printable(raw))
         return
     except ValidationError as err:
         yield Rejected(source, describe_validation(err), printable(raw))
         return
-    yield Parsed(source, record, raw)
+    yield Parsed(source, record, raw, tuple(cuts))
 
 
 def describe_validation(err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "row"
-    return f"invalid value: {where!r}: {first['msg']} (got {first.get('input')!r})"[:300]
+    return f"invalid value: {where!r}: {first['msg']} (got {shown(first.get('input'))})"[:300]
 
 
 def convert_rows(

@@ -7,24 +7,29 @@ as attributes; for interactions they are ignored (logs often carry bulky extra c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from agent.ingest.jsonl import read_jsonl, text_of
-from agent.ingest.rows import (
-    FormatError,
-    ReadContext,
-    Record,
-    Rejected,
-    Row,
+from agent.ingest.fields import (
+    MAX_ATTRIBUTE_CHARS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_REVIEW_CHARS,
+    MAX_TITLE_CHARS,
     RowError,
+    parse_id,
+    parse_list,
     parse_rating,
+    parse_text,
     parse_timestamp,
     parse_year,
+    shown,
 )
+from agent.ingest.jsonl import read_jsonl
+from agent.ingest.rows import FormatError, ReadContext, Record, Rejected, Row
 from agent.ingest.table import Table, convert, read_table
 from agent.schemas import EventType, Interaction, Item, User
 
@@ -117,10 +122,11 @@ def _builder(options: TabularOptions) -> Callable[[dict[str, Any]], Record]:
 
 
 def _get(values: dict[str, Any], options: TabularOptions, name: str) -> Any:
+    """The raw value of a field; None when absent, null or blank."""
     value = values.get(options.column(name))
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    return value.strip() if isinstance(value, str) else value
+    return value
 
 
 def _need(values: dict[str, Any], options: TabularOptions, name: str) -> Any:
@@ -130,54 +136,75 @@ def _need(values: dict[str, Any], options: TabularOptions, name: str) -> Any:
     return value
 
 
+def _text(values: dict[str, Any], options: TabularOptions, name: str, max_chars: int) -> str:
+    one_line = max_chars <= MAX_TITLE_CHARS
+    return parse_text(
+        _get(values, options, name), options.column(name), max_chars, one_line=one_line
+    )
+
+
 def _interaction(values: dict[str, Any], options: TabularOptions) -> Interaction:
     rating = _get(values, options, "rating")
     event = _get(values, options, "event_type")
+    if event is not None and not isinstance(event, str):
+        raise RowError(
+            f"bad type: {options.column('event_type')!r} is {shown(event)}, expected a string"
+        )
     try:
-        event_type = EventType(str(event).lower()) if event is not None else options.event_type
+        event_type = EventType(event.strip().lower()) if event is not None else options.event_type
     except ValueError:
         allowed = ", ".join(e.value for e in EventType)
-        raise RowError(f"bad type: event type {event!r} is not one of {allowed}") from None
+        raise RowError(f"bad type: event type {shown(event)} is not one of {allowed}") from None
     column = options.column("timestamp")
     return Interaction(
-        user_id=str(_need(values, options, "user_id")),
-        item_id=str(_need(values, options, "item_id")),
+        user_id=parse_id(_need(values, options, "user_id"), options.column("user_id")),
+        item_id=parse_id(_need(values, options, "item_id"), options.column("item_id")),
         timestamp=parse_timestamp(_need(values, options, "timestamp"), column, options.time_unit),
         event_type=event_type,
         rating=None
         if rating is None
         else parse_rating(rating, *options.rating_range, field=options.column("rating")),
-        review_title=text_of(_get(values, options, "review_title")) or None,
-        review_text=text_of(_get(values, options, "review_text")) or None,
+        review_title=_text(values, options, "review_title", MAX_TITLE_CHARS) or None,
+        review_text=_text(values, options, "review_text", MAX_REVIEW_CHARS) or None,
     )
 
 
 def _item(values: dict[str, Any], options: TabularOptions) -> Item:
-    item_id = str(_need(values, options, "item_id"))
+    item_id = parse_id(_need(values, options, "item_id"), options.column("item_id"))
+    column = options.column("categories")
     categories = _get(values, options, "categories")
     if isinstance(categories, str):
-        categories = categories.split(options.category_separator)
-    year = _get(values, options, "year")
+        text = parse_text(categories, column, MAX_ATTRIBUTE_CHARS * 4, one_line=True)
+        categories = text.split(options.category_separator)
     return Item(
         item_id=item_id,
-        title=text_of(_get(values, options, "title")) or item_id,
-        categories=[str(c) for c in categories or []],
-        description=text_of(_get(values, options, "description")),
-        year=year if isinstance(year, int) else parse_year(None if year is None else str(year)),
+        title=_text(values, options, "title", MAX_TITLE_CHARS) or item_id,
+        categories=parse_list(categories, column),
+        description=_text(values, options, "description", MAX_DESCRIPTION_CHARS),
+        year=parse_year(_get(values, options, "year"), options.column("year")),
         attributes=_rest(values, options),
     )
 
 
 def _user(values: dict[str, Any], options: TabularOptions) -> User:
-    return User(user_id=str(_need(values, options, "user_id")), attributes=_rest(values, options))
+    user_id = parse_id(_need(values, options, "user_id"), options.column("user_id"))
+    return User(user_id=user_id, attributes=_rest(values, options))
 
 
 def _rest(values: dict[str, Any], options: TabularOptions) -> dict[str, Any]:
-    """Columns that no field maps to, kept as attributes (scalars only)."""
+    """Columns that no field maps to, kept as attributes: scalars only (a JSON list or
+    object there is left out, as documented), strings bounded and cleaned like all text."""
     required, optional = FIELDS[options.kind]
     used = {options.column(name) for name in required + optional}
-    return {
-        key: value.strip() if isinstance(value, str) else value
-        for key, value in values.items()
-        if key not in used and isinstance(value, str | int | float | bool) and value != ""
-    }
+    kept: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in used:
+            continue
+        name = parse_text(key, "column name", MAX_ATTRIBUTE_CHARS // 10, one_line=True)
+        if isinstance(value, str):
+            value = parse_text(value, name, MAX_ATTRIBUTE_CHARS, one_line=True)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise RowError(f"bad type: {name!r} is {value}, not a finite number")
+        if name and isinstance(value, str | int | float | bool) and value != "":
+            kept[name] = value
+    return kept

@@ -30,6 +30,9 @@ def record_stats(store: RecordStore) -> dict[str, Any]:
         "reviews_with_text": conn.execute(
             "SELECT count(*) FROM interactions WHERE review_text IS NOT NULL"
         ).fetchone()[0],
+        "items_without_title": conn.execute(
+            "SELECT count(*) FROM items WHERE title = item_id"
+        ).fetchone()[0],
         "rating_distribution": ratings,
         "history_length_percentiles": _history_percentiles(store),
         "top_categories": _top_categories(store),
