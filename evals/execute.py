@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.recommend.filters import load_item_meta
 from evals.backends import describe
+from evals.beyond import beyond_accuracy
 from evals.llm import LLMStages, StageStats
 from evals.manifest import Manifest, make_manifest
 from evals.metrics import expected_random_ndcg
@@ -109,6 +111,10 @@ def summarize(runner: Runner, prep: Prepared, records: list[UserRecord], rid: st
                 summary.systems[name].ms_per_user = round(1000 * ms / len(records), 3)
         if protocol is Protocol.LLMRANK:
             summary.position_bias = position_bias(records)
+        if protocol is Protocol.FULL:
+            categories = {i: m.categories for i, m in load_item_meta(runner.ctx.record).items()}
+            summary.beyond = beyond_accuracy(records, protocol.value, categories,
+                                             prep.data.train_pairs, len(prep.catalog))  # fmt: skip
         protocols[protocol.value] = summary
     quality: dict[str, Any] = {}
     if runner.with_llm:
@@ -124,6 +130,8 @@ def summarize(runner: Runner, prep: Prepared, records: list[UserRecord], rid: st
         skipped=prep.data.skipped, checks={},
     )  # fmt: skip
     run.checks = checks(run, s.eval_candidates)
+    if runner.ranking is not None:
+        run.ranking = runner.ranking.report()
     return run
 
 

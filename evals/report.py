@@ -17,6 +17,24 @@ target (this run's data is in the manifest)."""
 
 HEADLINE = "ndcg@10"
 
+GIVEN = {
+    "random": "nothing (seeded shuffle)",
+    "popularity": "every user's training events (decayed counts); nothing of the user",
+    "collaborative": "EASE fitted on every user's training prefix; the user's whole prefix",
+    "dense-history": "the mean text vector of the user's last 50 training events (the cap)",
+    "fusion-history": "its parts as given here (dense-history, collaborative, popularity)",
+    "dense-profile": "the profile written from the last 50 training events",
+    "fusion": "its parts as given here (dense-profile, collaborative, popularity)",
+    "sequential": "SASRec fitted on every user's training prefix; the user's last max_len "
+    "positive items of it",
+    "ranker-no-llm": "LambdaRank trained on the validation event (sources fitted on the "
+    "events before it); judged with sources refitted on the whole training prefix",
+    "ranker": "as ranker-no-llm, plus the LLM feature columns (NaN where not computed)",
+    "llm-rerank": "the profile and the last events shown in the prompt",
+    "blended": "llm-rerank and the fusion order",
+}
+"""What each system was given of a judged user (the target itself never)."""
+
 
 def cell(system: SystemSummary, metric: str, interval: bool) -> str:
     m = system.metrics[metric]
@@ -51,9 +69,53 @@ def protocol_section(summary: ProtocolSummary, plot: str | None) -> list[str]:
         for system, row in summary.position_bias.items():
             values = ["-" if v is None else f"{v:.2f}" for v in row.values()]
             lines.append(f"| {system} | " + " | ".join(values) + " |")
+    if summary.differences:
+        lines += [
+            "",
+            f"Paired differences (B - A, {HEADLINE}, same users and candidates, 95% "
+            "bootstrap interval)",
+            "",
+            "| B - A | difference | note |",
+            "|---|---|---|",
+        ]
+        for d in summary.differences:
+            lines.append(f"| {d.b} - {d.a} | {d.mean:+.2f} [{d.low:.2f}, {d.high:.2f}] "
+                         f"| {d.note} |")  # fmt: skip
+    if summary.beyond:
+        lines += ["", "Beyond accuracy (top 10): catalog coverage, intra-list diversity by "
+                      "category (1 - Jaccard), novelty (mean self-information, bits), share of "
+                      "the 10% most popular items", ""]  # fmt: skip
+        columns = list(next(iter(summary.beyond.values())))
+        lines += ["| system | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+        for system, beyond in summary.beyond.items():
+            cells = " | ".join(f"{beyond[c]:.2f}" for c in columns)
+            lines.append(f"| {system} | {cells} |")
     if plot:
         lines += ["", f"![{summary.protocol.value}]({plot})"]
     return lines + [""]
+
+
+def given_section(systems: list[str]) -> list[str]:
+    lines = ["## What each system was given", "", "| system | given |", "|---|---|"]
+    lines += [f"| {name} | {GIVEN[name]} |" for name in systems if name in GIVEN]
+    return lines + [""]
+
+
+def ranking_section(ranking: dict[str, Any]) -> list[str]:
+    lines = ["## Learned ranker", ""]
+    lines += [f"Timings (s): {ranking.get('timings_s', {})}; training groups: "
+              f"{ranking.get('groups', {})}.", ""]  # fmt: skip
+    for name, facts in ranking.items():
+        if not isinstance(facts, dict) or "gain" not in facts:
+            continue
+        lines += [f"### {name}: {facts['trees']} trees, {facts['train_s']} s, NDCG@10 on the "
+                  f"held-out training users {facts['holdout_ndcg@10']}", "",
+                  "| feature | gain | share |", "|---|---|---|"]  # fmt: skip
+        total = sum(facts["gain"].values()) or 1.0
+        for feature, gain in list(facts["gain"].items())[:15]:
+            lines.append(f"| {feature} | {gain:.1f} | {100 * gain / total:.1f}% |")
+        lines.append("")
+    return lines
 
 
 def kv_table(title: str, data: dict[str, Any]) -> list[str]:
@@ -94,6 +156,10 @@ def render(summary: RunSummary, manifest: Manifest, plots: dict[str, str]) -> st
         lines += [llm_setup(manifest), ""]
     for name, protocol in summary.protocols.items():
         lines += protocol_section(protocol, plots.get(name))
+    shown = list(dict.fromkeys(s for p in summary.protocols.values() for s in p.systems))
+    lines += given_section(shown)
+    if summary.ranking:
+        lines += ranking_section(summary.ranking)
     lines += ["## Checks", ""] + [f"- {k}: {v}" for k, v in summary.checks.items()] + [""]
     lines += ["## Quality", ""]
     for title, data in summary.quality.items():

@@ -22,13 +22,15 @@ from pydantic import BaseModel, Field
 from agent.config import Settings
 from agent.embeddings import Embedder
 from agent.profiles.profiler import Profiler
+from agent.rank.sources import Catalog
 from agent.recommend.candidates import Scored
 from agent.recommend.collaborative import fit_ease
 from agent.recommend.dense import profile_query_text
+from agent.recommend.filters import load_item_meta
 from agent.recommend.popularity import fit_popularity
 from agent.recommend.rerank import RerankRequest, prepare_rerank
 from agent.runtime.structured import StructuredGenerator
-from agent.schemas import Item
+from agent.schemas import Interaction, Item
 from agent.store.item_index import ItemIndex
 from agent.store.record import RecordStore
 from evals.backends import check_backends
@@ -42,6 +44,17 @@ from evals.protocols import (
     run_full,
     run_llmrank,
     run_two_stage,
+)
+from evals.ranked import (
+    RANKER,
+    RANKER_NO_LLM,
+    SEQUENTIAL,
+    RankerSystem,
+    Ranking,
+    SequentialSystem,
+    fit_ranking,
+    mode_for,
+    ranking_options,
 )
 from evals.sampling import choose_users, llmrank_candidates
 from evals.splits import Stage, StageData, UserSplit, build_stage, data_hash, load_histories
@@ -73,6 +86,8 @@ class RunOptions(BaseModel):
     shuffles: int = Field(1, ge=1)
     blend: float = Field(0.5, ge=0, le=1)
     use_llm: bool = True
+    rank: bool = True
+    """Also fit and judge the sequential retriever and the learned rankers."""
     smoke: bool = False
     out_dir: Path
     cache_dir: Path
@@ -98,6 +113,7 @@ class Prepared:
     data_hash: str
     ratings: dict[str, list[float]]
     fakes: list[str]
+    histories: dict[str, list[Interaction]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -125,7 +141,8 @@ def prepare(ctx: EvalContext, options: RunOptions) -> Prepared:
     wanted = {i for u in users for i in (data.splits[u].target, *data.splits[u].prior)}
     items = {i: item for i in wanted if (item := ctx.record.get_item(i)) is not None}
     ratings = {u: [e.rating for e in data.splits[u].history if e.rating is not None] for u in users}
-    return Prepared(data, users, catalog, items, data_hash(histories, catalog), ratings, fakes)
+    return Prepared(data, users, catalog, items, data_hash(histories, catalog), ratings, fakes,
+                    histories)  # fmt: skip
 
 
 def item_vectors(index: ItemIndex, embedder: Embedder) -> tuple[list[str], Vectors]:
@@ -158,6 +175,7 @@ class Runner:
             cache = JsonlCache(options.cache_dir / "llm-cache.jsonl")
             self.stages = LLMStages(ctx.generator, cache)
         self.system_seconds: dict[str, dict[str, float]] = {}
+        self.ranking: Ranking | None = None
 
     @property
     def with_llm(self) -> bool:
@@ -183,6 +201,26 @@ class Runner:
             dense = DenseSystem("dense-profile", ids, vectors, self.profile_queries(profiles))
             found["dense-profile"] = dense
             found["fusion"] = self.fusion("fusion", found, dense)
+        if self.options.rank:
+            found |= self.ranked_systems(prep, (ids, vectors))
+        return found
+
+    def ranked_systems(
+        self, prep: Prepared, vectors: tuple[list[str], Vectors]
+    ) -> dict[str, System]:
+        """The sequential retriever and the rankers, trained one stage before this one."""
+        started = time.perf_counter()
+        names = [RANKER_NO_LLM, RANKER] if self.with_llm else [RANKER_NO_LLM]
+        modes = [mode_for(p) for p in dict.fromkeys(self.options.protocols)]
+        self.ranking = fit_ranking(
+            prep.histories, Catalog.from_meta(load_item_meta(self.ctx.record)),
+            self.options.stage.held_out, names, list(dict.fromkeys(modes)),
+            ranking_options(self.ctx.settings, self.options.seed), vectors,
+        )  # fmt: skip
+        prep.timings["rank_fit_s"] = round(time.perf_counter() - started, 3)
+        found: dict[str, System] = {SEQUENTIAL: SequentialSystem(self.ranking)}
+        for name in names:
+            found[name] = RankerSystem(name, self.ranking)
         return found
 
     def fusion(self, name: str, found: dict[str, System], dense: System) -> FusionSystem:

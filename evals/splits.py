@@ -38,10 +38,17 @@ class UserSplit:
     """Every item before the target (never recommended, also beyond the cap)."""
     seen: frozenset[str]
     """Every item of the user at all (never sampled as a negative)."""
+    prefix: tuple[Interaction, ...] = ()
+    """The whole training prefix, oldest first (what the collaborative, sequential and ranker
+    systems see, as their published counterparts do; `history` is the prompt's cap)."""
 
     @property
     def positive(self) -> list[str]:
         return positive_items(self.history)
+
+    @property
+    def prefix_positive(self) -> list[str]:
+        return positive_items(self.prefix)
 
 
 @dataclass
@@ -74,6 +81,7 @@ def split_user(
         target=target,
         prior=prior,
         seen=frozenset(e.item_id for e in events),
+        prefix=tuple(prefix),
     )
     return split, prefix, None
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from evals.metrics import bootstrap
+from evals.paired import PairedDifference, differences
 from evals.protocols import Protocol, UserRecord
 
 
@@ -35,6 +36,10 @@ class ProtocolSummary(BaseModel):
     retrieved_users: int | None = None
     retrieved_only: dict[str, SystemSummary] | None = None
     position_bias: dict[str, dict[str, float | None]] | None = None
+    differences: list[PairedDifference] = []
+    """Paired B - A of the headline metric (rankers, sequential, EASE)."""
+    beyond: dict[str, dict[str, float]] | None = None
+    """full: coverage, diversity, novelty and head share of each system's top 10."""
 
 
 class RunSummary(BaseModel):
@@ -49,6 +54,8 @@ class RunSummary(BaseModel):
     cost: dict[str, Any]
     skipped: dict[str, int]
     checks: dict[str, Any]
+    ranking: dict[str, Any] = {}
+    """How the rankers were trained (timings, groups, trees, gain importance)."""
 
 
 def system_summaries(
@@ -88,6 +95,7 @@ def protocol_summary(
         users=len(mine),
         metrics=list(protocol.metric_names),
         systems=system_summaries(mine, protocol, samples, seed),
+        differences=differences(mine, protocol.value, "ndcg@10", samples, seed),
     )
     if protocol is Protocol.TWO_STAGE:
         hit = [r for r in mine if r.protocols[protocol.value].retrieved]

@@ -91,18 +91,21 @@ class PopularitySystem:
 
 @dataclass
 class CollaborativeSystem:
+    """EASE over the user's whole training prefix (LLMRank's CF baselines see the whole
+    training sequence; the 50-event cap is the prompt's bound)."""
+
     model: EaseModel
     name: str = "collaborative"
 
     def covers(self, split: UserSplit) -> bool:
-        return any(i in self.model for i in split.positive)
+        return any(i in self.model for i in split.prefix_positive)
 
     def order(self, split: UserSplit, candidates: Sequence[str]) -> list[str]:
-        scores = {hit.item_id: hit.score for hit in self.model.ranked(split.positive)}
+        scores = {hit.item_id: hit.score for hit in self.model.ranked(split.prefix_positive)}
         return by_score(candidates, scores)
 
     def top(self, split: UserSplit, n: int) -> list[Scored]:
-        return self.model.recommend(split.positive, n, split.prior)
+        return self.model.recommend(split.prefix_positive, n, split.prior)
 
 
 @dataclass

@@ -31,7 +31,10 @@ from evals.smoke import SmokeChatModel
 
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Sci-Fi"]
 START = datetime(2021, 1, 1, tzinfo=UTC)
-NON_LLM = ("random", "popularity", "collaborative", "dense-history", "fusion-history")
+NON_LLM = (
+    "random", "popularity", "collaborative", "dense-history", "fusion-history", "sequential",
+    "ranker-no-llm",
+)  # fmt: skip
 
 
 class RecordingSmoke(SmokeChatModel):
@@ -164,7 +167,9 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
     names = {"llmrank", "full", "two-stage"}
     assert set(result.summary.protocols) == names
     llmrank = result.summary.protocols["llmrank"].systems
-    assert set(llmrank) == {*NON_LLM, "dense-profile", "fusion", "llm-rerank", "blended"}
+    assert set(llmrank) == {
+        *NON_LLM, "dense-profile", "fusion", "llm-rerank", "blended", "ranker",
+    }  # fmt: skip
     stage = result.summary.protocols["two-stage"]
     assert stage.retrieved_users is not None and stage.retrieved_only is not None
     files = {p.name for p in result.run_dir.iterdir()}
@@ -176,6 +181,11 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
     report = (result.run_dir / "report.md").read_text()
     assert "SMOKE RUN" in report and "| llm-rerank |" in report and "22.72" in report
     assert "orders its top **20** candidates (llmrank: of 20" in report
+    assert "| ranker - ranker-no-llm |" in report and "Beyond accuracy" in report
+    assert "## Learned ranker" in report and "held-out training users" in report
+    full = result.summary.protocols["full"]
+    assert full.beyond is not None and 0 < full.beyond["ranker-no-llm"]["coverage@10"] <= 100
+    assert {(d.a, d.b) for d in full.differences} >= {("ranker-no-llm", "ranker")}
     quality = result.summary.quality
     assert quality["profiles"]["schema_valid_rate"] == 1.0
     assert quality["re-rank (llmrank)"]["reasons_citing_outside_prefix"] == 0.0

@@ -1,0 +1,128 @@
+"""Held-out events into LambdaRank groups, so that nothing judged reaches what it is judged
+with.
+
+A ranker learns from each user's `held_out`-th last event (the target) with every source
+fitted on `prefixes(histories, held_out)`: every user's events before their own target, and
+nothing after. The eval trains at `held_out = 2` (the validation event) and judges at 1 (the
+test event, sources refitted on the events before it); `personae rank fit` trains at 1 and
+serves with the sources fitted on everything.
+
+Candidates of a group are either `sampled` (the target and random items the user has no event
+for before the target, as the llmrank protocol draws them; the draw never looks at events
+after the target) or `retrieved` (the union of the retrievers' top items; groups whose target
+was not retrieved carry no gradient and are left out)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from agent.rank.features import LlmEvidence, candidate_union, feature_matrix, user_scores
+from agent.rank.model import Groups
+from agent.rank.sources import Index, Sources
+from agent.schemas import Interaction
+
+
+class Candidates(StrEnum):
+    SAMPLED = "sampled"
+    RETRIEVED = "retrieved"
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One user's target event and everything before it."""
+
+    user_id: str
+    before: tuple[Interaction, ...]
+    target: str
+
+
+def prefixes(
+    histories: Mapping[str, Sequence[Interaction]], held_out: int
+) -> dict[str, list[Interaction]]:
+    """Every user's events except their last `held_out` (what sources may be fitted on)."""
+    return {u: list(events[: max(len(events) - held_out, 0)]) for u, events in histories.items()}
+
+
+def judged_events(
+    histories: Mapping[str, Sequence[Interaction]], held_out: int, min_history: int
+) -> dict[str, Judged]:
+    """Each user's `held_out`-th last event as a target, when they have `min_history` events
+    before it and the item is new to them (the eval's own rule for evaluable users)."""
+    found = {}
+    for user_id, events in histories.items():
+        cut = len(events) - held_out
+        if cut < min_history:
+            continue
+        target = events[cut].item_id
+        before = tuple(events[:cut])
+        if any(e.item_id == target for e in before):
+            continue
+        found[user_id] = Judged(user_id, before, target)
+    return found
+
+
+def sampled_rows(sources: Sources, prior: np.ndarray, target: int, size: int, seed: int,
+                 user_id: str) -> Index:  # fmt: skip
+    """The target and `size - 1` catalog rows the user has no event for, seeded per user."""
+    pool = np.flatnonzero(~prior)
+    pool = pool[pool != target]
+    rng = random.Random(f"{seed}:rank-negatives:{user_id}")
+    negatives = rng.sample(range(len(pool)), min(size - 1, len(pool)))
+    return np.array([target, *pool[negatives]], dtype=np.int64)
+
+
+def shuffled(rows: Index, seed: int, user_id: str) -> Index:
+    """`rows` in a seeded random order: the target's place in a group says nothing (tied
+    scores keep the data order when LightGBM sorts a group for its metric)."""
+    order = list(range(len(rows)))
+    random.Random(f"{seed}:rank-order:{user_id}").shuffle(order)
+    return rows[order]
+
+
+def build_groups(
+    sources: Sources,
+    judged: Mapping[str, Judged],
+    names: Sequence[str],
+    mode: Candidates,
+    size: int,
+    seed: int,
+    evidence: Mapping[str, LlmEvidence] | None = None,
+) -> Groups:
+    """One group per user whose target is in the catalog (and, `retrieved`, was retrieved).
+    `size`: candidates per group (sampled) or depth per retriever (retrieved)."""
+    xs, ys, sizes, users = [], [], [], []
+    for user_id, j in judged.items():
+        target = sources.catalog.index.get(j.target)
+        if target is None:
+            continue
+        state = sources.user(user_id, j.before)
+        scored = user_scores(sources, state)
+        if mode is Candidates.SAMPLED:
+            rows = sampled_rows(sources, state.prior, target, size, seed, user_id)
+        else:
+            rows = candidate_union(scored, size)
+            if target not in set(rows.tolist()):
+                continue
+        rows = shuffled(rows, seed, user_id)
+        mine = evidence.get(user_id) if evidence is not None else None
+        xs.append(feature_matrix(sources, scored, rows, names, mine))
+        ys.append((rows == target).astype(np.float32))
+        sizes.append(len(rows))
+        users.append(user_id)
+    width = len(names)
+    x = np.concatenate(xs) if xs else np.zeros((0, width), dtype=np.float32)
+    y = np.concatenate(ys) if ys else np.zeros(0, dtype=np.float32)
+    return Groups(x, y, sizes, users)
+
+
+def split_users(users: Sequence[str], share: float, seed: int) -> tuple[set[str], set[str]]:
+    """(fit, held out): a seeded `share` of the users held out of the booster."""
+    ordered = sorted(users)
+    random.Random(f"{seed}:rank-holdout").shuffle(ordered)
+    cut = int(round(len(ordered) * share))
+    return set(ordered[cut:]), set(ordered[:cut])
