@@ -88,9 +88,11 @@ class UserScores:
         higher = len(ordered) - np.searchsorted(ordered, values, side="right")
         return np.where(np.isnan(values), np.nan, higher + 1).astype(np.float32)
 
-    def top(self, source: str, n: int) -> Index:
-        """Catalog rows of the source's `n` best eligible items, best first."""
-        s = np.where(self.user.prior, np.nan, self.scores[source])
+    def top(self, source: str, n: int, blocked: npt.NDArray[np.bool_] | None = None) -> Index:
+        """Catalog rows of the source's `n` best eligible items, best first (ties by row).
+        `blocked` (default: the user's prior items) says which rows may not be returned."""
+        mask = self.user.prior if blocked is None else blocked
+        s = np.where(mask, np.nan, self.scores[source])
         valid = np.flatnonzero(~np.isnan(s))
         if not len(valid):
             return valid.astype(np.int64)

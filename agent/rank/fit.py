@@ -1,0 +1,210 @@
+"""`personae rank fit`: the production ranker, trained on each user's latest event.
+
+1. Sources (EASE, item-kNN, SASRec, dense history vectors, popularity) are fitted on every
+   event except each user's latest one.
+2. Each user's latest event is a LambdaRank group over the union of the retrievers' top
+   `depth` items (what `recommend` ranks). Users are split three ways with a seed: 80% train
+   the booster, 10% choose its number of trees (early stopping), 10% are kept out of both and
+   give the manifest's metrics (ranker vs EASE alone on the same users).
+3. The serving sources are refitted on every event, and everything is saved with a manifest.
+
+Nothing here reads settings: the caller passes the parameters (`FitOptions`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from agent.rank.features import NO_LLM_FEATURES, candidate_union, feature_matrix, user_scores
+from agent.rank.model import Ranker, RankerParams, train_ranker
+from agent.rank.sources import Array, Catalog, SourceParams, Sources, fit_sources
+from agent.rank.store import RankManifest, folder, save_sources, write_manifest
+from agent.rank.training import Candidates, Judged, build_groups, judged_events, prefixes
+from agent.recommend.filters import load_item_meta
+from agent.recommend.sequential import SasRecParams
+from agent.recommend.signals import interactions_fingerprint
+from agent.schemas import Interaction
+from agent.store.record import RecordStore
+
+if TYPE_CHECKING:
+    from agent.store.item_index import ItemIndex
+
+Step = Callable[[str], None]
+"""Called with a short label as each step starts (the CLI prints it)."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    sources: SourceParams = SourceParams()
+    sequential: SasRecParams | None = SasRecParams()
+    ranker: RankerParams = RankerParams()
+    depth: int = 50
+    min_history: int = 3
+    seed: int = 0
+    shares: tuple[float, float] = (0.1, 0.1)
+    """(metrics, early stopping) shares of the users."""
+
+
+@dataclass
+class FitReport:
+    manifest: RankManifest
+    path: Path
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def histories_of(record: RecordStore) -> dict[str, list[Interaction]]:
+    return {u: events for u in record.user_ids() if (events := record.history(u))}
+
+
+def three_way(users: Sequence[str], shares: tuple[float, float], seed: int) -> list[set[str]]:
+    """(train, early stopping, metrics) user sets."""
+    import random
+
+    ordered = sorted(users)
+    random.Random(f"{seed}:rank-fit").shuffle(ordered)
+    a = int(round(len(ordered) * shares[0]))
+    b = a + int(round(len(ordered) * shares[1]))
+    return [set(ordered[b:]), set(ordered[a:b]), set(ordered[:a])]
+
+
+def held_out_metrics(
+    sources: Sources, ranker: Ranker, judged: Mapping[str, Judged], users: set[str], depth: int
+) -> dict[str, float | int]:
+    """NDCG@10 and recall@10 of the latest event for `users`: the ranker over its candidates
+    (a target not retrieved is a miss) and EASE over every item the user has not had."""
+    ndcg = {"ranker": [], "collaborative": []}  # type: dict[str, list[float]]
+    hits = {"ranker": [], "collaborative": []}  # type: dict[str, list[float]]
+    for user_id in sorted(users):
+        j = judged[user_id]
+        target = sources.catalog.index.get(j.target)
+        if target is None:
+            continue
+        scored = user_scores(sources, sources.user(user_id, j.before))
+        rows = candidate_union(scored, depth)
+        scores = ranker.score(feature_matrix(sources, scored, rows, ranker.features))
+        ordered = rows[np.argsort(-scores, kind="stable")].tolist()
+        ranks = {
+            "ranker": ordered.index(target) + 1 if target in ordered else None,
+            "collaborative": (
+                int(scored.rank("collaborative", np.array([target]))[0])
+                if not np.isnan(scored.scores["collaborative"][target])
+                else None
+            ),
+        }
+        for name, rank in ranks.items():
+            ndcg[name].append(100 / np.log2(rank + 1) if rank and rank <= 10 else 0.0)
+            hits[name].append(100.0 if rank and rank <= 10 else 0.0)
+    n = len(ndcg["ranker"])
+    found: dict[str, float | int] = {"users": n}
+    for name in ndcg:
+        found[f"{name}_ndcg@10"] = round(float(np.mean(ndcg[name])), 3) if n else float("nan")
+        found[f"{name}_recall@10"] = round(float(np.mean(hits[name])), 3) if n else float("nan")
+    return found
+
+
+def fit_production(
+    record: RecordStore,
+    data_dir: Path,
+    options: FitOptions,
+    vectors: tuple[list[str], Array] | None = None,
+    step: Step = lambda label: None,
+) -> FitReport:
+    started = time.perf_counter()
+    o, timings = options, {}
+    fingerprint = interactions_fingerprint(record)
+    histories = histories_of(record)
+    catalog = Catalog.from_meta(load_item_meta(record))
+
+    def timed(key: str, began: float) -> None:
+        timings[key] = round(time.perf_counter() - began, 3)
+
+    step("fitting the sources on all but each user's latest event")
+    t = time.perf_counter()
+    train_sources = fit_sources(prefixes(histories, 1), catalog, o.sources, o.sequential, vectors)
+    timed("sources_before_latest_s", t)
+    if train_sources.sequential is not None:
+        timings["sequential_train_s"] = train_sources.sequential.train_seconds
+    step("building the training groups (latest events)")
+    t = time.perf_counter()
+    judged = judged_events(histories, 1, o.min_history)
+    names = list(NO_LLM_FEATURES)
+    groups = build_groups(train_sources, judged, names, Candidates.RETRIEVED, o.depth, o.seed)
+    timed("features_s", t)
+    train, stop, metric_users = three_way(list(judged), o.shares, o.seed)
+    step(f"training LambdaRank on {len(train & set(groups.users))} groups")
+    ranker = train_ranker(groups.subset(train), groups.subset(stop), names, o.ranker)
+    timings["ranker_train_s"] = ranker.train_seconds
+    metrics = held_out_metrics(train_sources, ranker, judged, metric_users, o.depth)
+    metrics |= {"groups": len(groups.sizes), "trees": ranker.best_rounds,
+                "early_stopping_ndcg@10": ranker.valid_ndcg10 or float("nan")}  # fmt: skip
+    step("refitting the serving sources on every event")
+    t = time.perf_counter()
+    serve = fit_sources(histories, catalog, o.sources, o.sequential, vectors)
+    timed("serving_sources_s", t)
+    files = save_bundle(data_dir, fingerprint, ranker, serve)
+    timings["total_s"] = round(time.perf_counter() - started, 3)
+    manifest = RankManifest(
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        data_fingerprint=fingerprint,
+        users=len(histories),
+        interactions=sum(len(e) for e in histories.values()),
+        features=names,
+        candidates=Candidates.RETRIEVED.value,
+        depth=o.depth,
+        params=params_of(o),
+        metrics=metrics,
+        importance=ranker.importance(),
+        timings=timings,
+        files=files,
+    )
+    path = write_manifest(data_dir, manifest)
+    return FitReport(manifest, path, timings["total_s"], timings)
+
+
+def params_of(o: FitOptions) -> dict[str, object]:
+    return {
+        "ranker": asdict(o.ranker),
+        "sources": asdict(o.sources),
+        "sequential": asdict(o.sequential) if o.sequential is not None else None,
+        "seed": o.seed,
+        "min_history": o.min_history,
+    }
+
+
+def save_bundle(data_dir: Path, fingerprint: str, ranker: Ranker, serve: Sources) -> dict[str, str]:
+    base = folder(data_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    key = f"{fingerprint[:12]}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+    files = {"ranker": f"ranker-{key}.txt", "sources": f"sources-{key}.npz"}
+    ranker.save(base / files["ranker"])
+    save_sources(serve, base / files["sources"])
+    if serve.sequential is not None:
+        files["sequential"] = f"sequential-{key}.pt"
+        serve.sequential.save(base / files["sequential"])
+    return files
+
+
+def stored_vectors(index: ItemIndex) -> tuple[list[str], Array] | None:
+    """The item index's stored vectors in id order (no embedding is computed), or None when
+    there is no index for the configured embedder."""
+    collection = index.get_collection()
+    if collection is None:
+        return None
+    if (collection.metadata or {}).get("embedding_model") != index.embedder.model_id:
+        return None
+    ids: list[str] = []
+    rows = []
+    for page in index.pages(collection, include=["embeddings"]):
+        ids.extend(page["ids"])
+        rows.append(np.asarray(page["embeddings"], dtype=np.float32))
+    if not ids:
+        return None
+    order = np.argsort(np.array(ids))
+    return [ids[i] for i in order], np.concatenate(rows)[order]

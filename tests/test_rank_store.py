@@ -1,0 +1,95 @@
+"""The production ranker: `rank fit` trains and saves it with a manifest, `recommend` orders by
+it when present (and warns and uses fusion when not), `explain` shows the features that moved
+an item, and the `rank` command module loads no heavy library until a command runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+from agent.rank.fit import FitOptions, fit_production
+from agent.rank.model import RankerParams
+from agent.rank.serve import ServingRanker
+from agent.rank.store import folder, read_manifest
+from agent.recommend.explain import Explainer
+from agent.recommend.sequential import SasRecParams
+from tests.recommend_data import World, build_world, history_ids
+
+TINY = FitOptions(
+    sequential=SasRecParams(epochs=2, dim=16, max_len=8, batch_size=8),
+    ranker=RankerParams(rounds=10, min_data_in_leaf=2, early_stopping=5),
+    depth=10,
+    min_history=1,
+    shares=(0.2, 0.2),
+)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return build_world(tmp_path)
+
+
+def test_fit_saves_a_manifest_that_loads_back(world: World) -> None:
+    report = fit_production(world.record, world.settings.data_dir, TINY)
+    manifest = read_manifest(world.settings.data_dir)
+    assert manifest is not None and manifest == report.manifest
+    assert set(manifest.files) == {"ranker", "sources", "sequential"}
+    on_disk = {p.name for p in folder(world.settings.data_dir).iterdir()}
+    assert on_disk == {*manifest.files.values(), "manifest.json"}
+    assert manifest.metrics["users"] >= 1 and "ranker_ndcg@10" in manifest.metrics
+    assert manifest.features[0] == "collaborative_score" and manifest.timings["total_s"] > 0
+    again = fit_production(world.record, world.settings.data_dir, TINY)
+    on_disk = {p.name for p in folder(world.settings.data_dir).iterdir()}
+    assert on_disk == {*again.manifest.files.values(), "manifest.json"}  # old files removed
+
+
+def test_recommend_orders_by_the_ranker_and_explain_shows_its_features(world: World) -> None:
+    fit_production(world.record, world.settings.data_dir, TINY)
+    rec = world.recommender()
+    result = rec.recommend("scifi", k=5, rerank_with_llm=False)
+    assert "rank_s" in result.timings
+    ranker = ServingRanker.load(world.settings.data_dir)
+    assert ranker is not None
+    history = world.record.history("scifi")
+    expected = ranker.rank("scifi", history, exclude={e.item_id for e in history})
+    got = [r.item_id for r in result.items]
+    assert got == [i for i in expected.items if i in set(got)][: len(got)]
+    assert not set(got) & history_ids(world.record, "scifi")
+    explanation = Explainer(rec).explain("scifi", got[0])
+    assert explanation.ranker_features and any("learned ranker" in f for f in explanation.facts)
+    assert {f.feature for f in explanation.ranker_features} <= set(ranker.model.features)
+
+
+def test_without_a_ranker_recommend_warns_and_uses_fusion(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="agent"):
+        result = world.recommender().recommend("scifi", k=5, rerank_with_llm=False)
+    assert "rank_s" not in result.timings
+    assert any("personae rank fit" in r.getMessage() for r in caplog.records)
+
+
+def test_rank_fit_command_reports_json(world: World) -> None:
+    args = ["rank", "fit", "--json", "--no-sequential", "--depth", "10",
+            "--data-dir", str(world.settings.data_dir)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["seconds"] > 0 and "sequential" not in body["manifest"]["files"]
+    assert body["manifest"]["depth"] == 10
+
+
+def test_the_rank_command_module_imports_no_heavy_library() -> None:
+    code = (
+        "import sys, agent.cli.rank_cmds; "
+        "print(sorted(m for m in ('lightgbm', 'torch', 'agent.rank.model') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
