@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
@@ -25,22 +25,19 @@ from agent.recommend.collaborative import EaseModel, load_or_fit
 from agent.recommend.dense import catalog_size, dense_candidates, profile_query_text
 from agent.recommend.filters import ItemFilter, ItemMeta, load_item_meta, parse_filters
 from agent.recommend.fusion import Fused, fuse
-from agent.recommend.popularity import PopularityModel, fit_popularity
+from agent.recommend.popularity import PopularityModel
+from agent.recommend.popularity import load_or_fit as load_or_fit_popularity
 from agent.recommend.reasons import retrieval_reason
-from agent.recommend.rerank import (
-    RerankOutcome,
-    RerankRequest,
-    arerank,
-    blend,
-    prepare_rerank,
-)
-from agent.recommend.signals import positive_events, positive_items, seen_items
-from agent.runtime.structured import StructuredGenerator
+from agent.recommend.signals import positive_items, seen_items
 from agent.schemas import Interaction, Item
 from agent.schemas.profile import UserProfile
 from agent.store.item_index import ItemIndex
 from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
+
+if TYPE_CHECKING:  # the re-rank needs openai and LangChain (~1-3 s to import): only when used
+    from agent.recommend.rerank import RerankOutcome, RerankRequest
+    from agent.runtime.structured import StructuredGenerator
 
 
 class NoProfileError(LookupError):
@@ -143,7 +140,8 @@ class Recommender:
         self._popularity: PopularityModel | None = None
         self._catalog_size: int | None = None
         self.refitted = False
-        """Whether the collaborative model had to be fitted (not loaded) by this instance."""
+        """Whether a model (collaborative, popularity) had to be fitted (not loaded) by this
+        instance."""
 
     # -- models and catalog ----------------------------------------------------------------
 
@@ -156,15 +154,19 @@ class Recommender:
     def collaborative(self) -> EaseModel:
         if self._ease is None:
             s = self.settings
-            self._ease, self.refitted = load_or_fit(
+            self._ease, refitted = load_or_fit(
                 self.record, s.data_dir, s.collaborative_lambda, s.collaborative_max_items
             )
+            self.refitted = self.refitted or refitted
         return self._ease
 
     def popularity(self) -> PopularityModel:
         if self._popularity is None:
-            events = ((e.item_id, e.ts_ms) for e in positive_events(self.record, False))
-            self._popularity = fit_popularity(events, self.settings.popularity_half_life_days)
+            s = self.settings
+            self._popularity, refitted = load_or_fit_popularity(
+                self.record, s.data_dir, s.popularity_half_life_days
+            )
+            self.refitted = self.refitted or refitted
         return self._popularity
 
     def catalog_size(self) -> int:
@@ -260,6 +262,8 @@ class Recommender:
     # -- recommend ---------------------------------------------------------------------------
 
     def rerank_request(self, retrieval: Retrieval, k: int) -> RerankRequest | None:
+        from agent.recommend.rerank import prepare_rerank
+
         pool = [f.item_id for f in retrieval.fused[: self.settings.rerank_top_n]]
         if not pool:
             return None
@@ -313,6 +317,8 @@ class Recommender:
         outcome = None
         if request is not None:
             with timed(retrieval.timings, "rerank_s"):
+                from agent.recommend.rerank import arerank
+
                 outcome = await arerank(self._generator(), request)
         return self.assemble(retrieval, k, outcome)
 
@@ -324,7 +330,11 @@ class Recommender:
         pool_size = self.settings.rerank_top_n if outcome is not None else 0
         weight = self.settings.rerank_blend
         ranks = outcome.llm_ranks if outcome is not None else {}
-        head = blend(order[:pool_size], ranks, weight) if pool_size else []
+        head: list[tuple[str, float]] = []
+        if pool_size:
+            from agent.recommend.rerank import blend
+
+            head = blend(order[:pool_size], ranks, weight)
         tail_score = 0.0 if outcome is not None else None  # below every blended score
         final = head + [
             (i, fused[i].score if tail_score is None else tail_score) for i in order[pool_size:]
