@@ -11,7 +11,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "default"
-"""Sentinel for the packaged SmolLM2-135M-Instruct, converted by `personae model prepare`."""
+"""The packaged preset Qwen2.5-Coder-1.5B-Instruct (`agent/model_presets.py`), converted by
+`personae model prepare`."""
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -37,7 +38,8 @@ class Settings(BaseSettings):
     )
     model: str = Field(
         DEFAULT_MODEL,
-        description="'default' (packaged SmolLM2-135M-Instruct), a Hugging Face id or a folder.",
+        description="A packaged preset ('default': Qwen2.5-Coder-1.5B-Instruct, 'small': the "
+        "0.5B, 'tiny': SmolLM2-135M for plumbing), a Hugging Face id or a folder.",
     )
     base_url: str | None = Field(
         None,

