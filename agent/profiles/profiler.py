@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from agent.config import Settings
 from agent.profiles.context import facts_text, history_context
 from agent.profiles.facts import compute_facts, history_hash
-from agent.profiles.grounding import ground, ground_cold_start
+from agent.profiles.grounding import SemanticJudge, TopicJudge, ground, ground_cold_start
 from agent.profiles.scrub import scrub
 from agent.prompts import RenderedPrompt, load_prompt
 from agent.runtime.structured import Generated
@@ -63,9 +63,15 @@ class ProfileRequest:
 
 
 class Profiler:
-    def __init__(self, settings: Settings, record: RecordStore) -> None:
+    def __init__(
+        self, settings: Settings, record: RecordStore, judge: TopicJudge | None = None
+    ) -> None:
+        """`judge` decides whether a topic is supported by its evidence: pass a
+        `SemanticJudge` (embedding similarity) where an embedder is at hand; without one,
+        word matching only."""
         self.settings = settings
         self.record = record
+        self.judge = judge
         self.profiles = ProfileStore(record)
         self._newest: datetime | None = None
 
@@ -178,10 +184,13 @@ class Profiler:
         """Ground the draft and add facts, a computed confidence and provenance."""
         draft = result.value
         if request.kind is ProfileKind.COLD_START:
-            interests, grounding = ground_cold_start(draft, request.text or "")
+            semantic = self.judge if isinstance(self.judge, SemanticJudge) else None
+            interests, grounding = ground_cold_start(draft, request.text or "", semantic)
             dislikes: list[Interest] = []
         else:
-            interests, dislikes, grounding = ground(draft, request.history_ids, request.items)
+            interests, dislikes, grounding = ground(
+                draft, request.history_ids, request.items, self.judge
+            )
         meta = result.meta
         return UserProfile(
             user_id=request.user_id,
@@ -215,7 +224,7 @@ def confidence(kind: ProfileKind, facts: ComputedFacts, grounding: Grounding) ->
     it, the default model said "low" for 119 of 121 users with up to hundreds of events):
     low under 5 events and for a cold start, medium under 30, else high; one level lower when
     the grounding score is under 0.5 (fewer than half of the interests and dislikes have a
-    topic matching a category or title of their evidence)."""
+    topic that their evidence supports, see `agent.profiles.grounding`)."""
     if kind is ProfileKind.COLD_START or facts.event_count < FEW_EVENTS:
         return "low"
     levels: list[Confidence] = ["low", "medium", "high"]

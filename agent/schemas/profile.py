@@ -99,7 +99,9 @@ class Grounding(BaseModel):
     duplicate_evidence: int = Field(0, description="Ids cited twice by one interest")
     dropped_interests: int = 0
     unsupported_topics: int = Field(
-        0, description="Kept interests whose topic matches no category or title of the evidence"
+        0,
+        description="Kept interests whose topic their evidence does not support (no shared "
+        "word, and not semantically close where an embedder judged it)",
     )
 
 
