@@ -20,11 +20,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.cleantext import clean_text
 from agent.ingest import Format, read_rows
 from agent.ingest.fields import MAX_REVIEW_CHARS, MAX_TITLE_CHARS
 from agent.ingest.rows import Parsed, Rejected
 from agent.schemas import Interaction
-from agent.schemas.text import clean_text
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REASONS = (

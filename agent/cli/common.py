@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
 
+from agent.cleantext import clean_text
 from agent.config import Settings
 from agent.model_prep import ModelNotAvailableError
 from agent.runtime.endpoint import EndpointError
@@ -42,7 +44,22 @@ LLM_ERRORS: tuple[type[Exception], ...] = (*SERVER_ERRORS, LLMUnavailableError)
 
 Shown = TypeVar("Shown", bound=BaseModel)
 
-console = Console(stderr=True)
+class CleanConsole(Console):
+    """A rich Console whose every piece of text goes through `clean_text` as it is rendered
+    (tables, progress, logs alike): a title or a review holding U+202E, BEL or an ANSI
+    escape cannot spoof what the terminal shows. Rich's own styling is added afterwards."""
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control or not segment.text:
+                yield segment
+            else:
+                yield Segment(clean_text(segment.text), segment.style)
+
+
+console = CleanConsole(stderr=True)
 """Human-facing output (tables, progress) goes to stderr so stdout stays scriptable."""
 
 
@@ -61,7 +78,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """JSON on stdout; ASCII-escaped, so no control or bidi character reaches the terminal."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=True) + "\n")
 
 
 def print_result(result: Shown, as_json: bool, show: Callable[[Shown], None]) -> None:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from agent.schemas.text import bound, clean_text, invisible_at
+from agent.cleantext import bound, clean_text, invisible_at
 
 MAX_ID_CHARS = 512
 """As `agent.schemas.catalog.Id`."""

@@ -20,8 +20,8 @@ import re
 from collections.abc import Sequence
 from functools import cache
 
+from agent.cleantext import bound, clean_text
 from agent.profiles.pii import CATALOG_ENTITIES, ScrubMode, replace
-from agent.schemas.text import bound, clean_text
 
 MAX_SCRUB_CHARS = 4_000
 """Longest text scrubbed at all; callers show a few hundred characters."""
