@@ -33,7 +33,7 @@ from agent.rank.features import (
 )
 from agent.rank.model import Ranker, RankerParams, train_ranker
 from agent.rank.sources import Array, Catalog, SourceParams, Sources, UserState, fit_sources
-from agent.rank.training import Candidates, build_groups, judged_events, prefixes, split_users
+from agent.rank.training import Candidates, build_groups, judged_events, prefixes
 from agent.recommend.candidates import Scored
 from agent.recommend.sequential import SasRecParams
 from agent.schemas import Interaction
@@ -56,8 +56,6 @@ class RankingOptions:
     """Candidates per training group for llmrank (the protocol's own count)."""
     depth: int = 50
     """Top items each retriever adds to the candidate union (full, two-stage)."""
-    holdout_share: float = 0.1
-    """Training users kept out of the booster for early stopping."""
     min_history: int = 3
     seed: int = 0
 
@@ -104,7 +102,7 @@ class Ranking:
                 found[f"{name} ({mode.value})"] = {
                     "train_s": ranker.train_seconds,
                     "trees": ranker.best_rounds,
-                    "holdout_ndcg@10": ranker.valid_ndcg10,
+                    "cv_ndcg@10": ranker.valid_ndcg10,
                     "gain": ranker.importance(),
                 }
         return found
@@ -128,7 +126,6 @@ def fit_ranking(
                                 o.sequential, vectors)  # fmt: skip
     timings["fit_sources_train_s"] = round(time.perf_counter() - started, 3)
     judged = judged_events(histories, held_out + 1, o.min_history)
-    fit_users, valid_users = split_users(list(judged), o.holdout_share, o.seed)
     rankers: dict[str, dict[Candidates, Ranker]] = {name: {} for name in systems}
     for mode in modes:
         size = o.sampled_size if mode is Candidates.SAMPLED else o.depth
@@ -140,8 +137,7 @@ def fit_ranking(
             names = list(FEATURE_SETS[name])
             columns = [ALL_FEATURES.index(n) for n in names]
             part = every.columns(columns)
-            rankers[name][mode] = train_ranker(part.subset(fit_users), part.subset(valid_users),
-                                               names, o.ranker)  # fmt: skip
+            rankers[name][mode] = train_ranker(part, names, o.ranker)
     started = time.perf_counter()
     judge_sources = fit_sources(prefixes(histories, held_out), catalog, o.sources, o.sequential,
                                 vectors)  # fmt: skip

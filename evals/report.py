@@ -108,8 +108,8 @@ def ranking_section(ranking: dict[str, Any]) -> list[str]:
     for name, facts in ranking.items():
         if not isinstance(facts, dict) or "gain" not in facts:
             continue
-        lines += [f"### {name}: {facts['trees']} trees, {facts['train_s']} s, NDCG@10 on the "
-                  f"held-out training users {facts['holdout_ndcg@10']}", "",
+        lines += [f"### {name}: {facts['trees']} trees, {facts['train_s']} s, 5-fold NDCG@10 "
+                  f"over the training users {facts['cv_ndcg@10']}", "",
                   "| feature | gain | share |", "|---|---|---|"]  # fmt: skip
         total = sum(facts["gain"].values()) or 1.0
         for feature, gain in list(facts["gain"].items())[:15]:

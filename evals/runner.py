@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from agent.config import Settings
 from agent.embeddings import Embedder
+from agent.profiles.grounding import SemanticJudge
 from agent.profiles.profiler import Profiler
 from agent.rank.sources import Catalog
 from agent.recommend.candidates import Scored
@@ -252,7 +253,7 @@ class Runner:
     def profiles(self, prep: Prepared) -> dict[str, ProfileResult]:
         if self.stages is None:
             return {}
-        profiler = Profiler(self.ctx.settings, self.ctx.record)
+        profiler = Profiler(self.ctx.settings, self.ctx.record, SemanticJudge(self.ctx.embedder))
         requests = {u: profiler.prepare_full(u, list(prep.data.splits[u].history))
                     for u in prep.users}  # fmt: skip
         advance = self.progress("profiles (training prefix)", len(requests))

@@ -182,7 +182,7 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
     assert "SMOKE RUN" in report and "| llm-rerank |" in report and "22.72" in report
     assert "orders its top **20** candidates (llmrank: of 20" in report
     assert "| ranker - ranker-no-llm |" in report and "Beyond accuracy" in report
-    assert "## Learned ranker" in report and "held-out training users" in report
+    assert "## Learned ranker" in report and "NDCG@10 over the training users" in report
     full = result.summary.protocols["full"]
     assert full.beyond is not None and 0 < full.beyond["ranker-no-llm"]["coverage@10"] <= 100
     assert {(d.a, d.b) for d in full.differences} >= {("ranker-no-llm", "ranker")}

@@ -64,7 +64,7 @@ def replace_event(
 
 OPTIONS = RankingOptions(
     sequential=SasRecParams(epochs=2, dim=16, max_len=10, batch_size=16),
-    ranker=RankerParams(rounds=20, min_data_in_leaf=5, early_stopping=5),
+    ranker=RankerParams(rounds=20, min_data_in_leaf=5, early_stopping=5, folds=2),
     depth=10,
 )
 

@@ -27,7 +27,7 @@ TINY = FitOptions(
     ranker=RankerParams(rounds=10, min_data_in_leaf=2, early_stopping=5),
     depth=10,
     min_history=1,
-    shares=(0.2, 0.2),
+    metrics_share=0.2,
 )
 
 

@@ -3,9 +3,9 @@
 1. Sources (EASE, item-kNN, SASRec, dense history vectors, popularity) are fitted on every
    event except each user's latest one.
 2. Each user's latest event is a LambdaRank group over the union of the retrievers' top
-   `depth` items (what `recommend` ranks). Users are split three ways with a seed: 80% train
-   the booster, 10% choose its number of trees (early stopping), 10% are kept out of both and
-   give the manifest's metrics (ranker vs EASE alone on the same users).
+   `depth` items (what `recommend` ranks). A seeded 10% of the users is kept out of training
+   and gives the manifest's metrics (ranker vs EASE alone on the same users); the booster's
+   number of trees is chosen by k-fold over the others.
 3. The serving sources are refitted on every event, and everything is saved with a manifest.
 
 Nothing here reads settings: the caller passes the parameters (`FitOptions`)."""
@@ -47,8 +47,8 @@ class FitOptions:
     depth: int = 50
     min_history: int = 3
     seed: int = 0
-    shares: tuple[float, float] = (0.1, 0.1)
-    """(metrics, early stopping) shares of the users."""
+    metrics_share: float = 0.1
+    """Users kept out of training for the manifest's metrics."""
 
 
 @dataclass
@@ -63,15 +63,14 @@ def histories_of(record: RecordStore) -> dict[str, list[Interaction]]:
     return {u: events for u in record.user_ids() if (events := record.history(u))}
 
 
-def three_way(users: Sequence[str], shares: tuple[float, float], seed: int) -> list[set[str]]:
-    """(train, early stopping, metrics) user sets."""
+def two_way(users: Sequence[str], share: float, seed: int) -> tuple[set[str], set[str]]:
+    """(train, metrics) user sets, seeded."""
     import random
 
     ordered = sorted(users)
     random.Random(f"{seed}:rank-fit").shuffle(ordered)
-    a = int(round(len(ordered) * shares[0]))
-    b = a + int(round(len(ordered) * shares[1]))
-    return [set(ordered[b:]), set(ordered[a:b]), set(ordered[:a])]
+    cut = int(round(len(ordered) * share))
+    return set(ordered[cut:]), set(ordered[:cut])
 
 
 def held_out_metrics(
@@ -137,13 +136,13 @@ def fit_production(
     names = list(NO_LLM_FEATURES)
     groups = build_groups(train_sources, judged, names, Candidates.RETRIEVED, o.depth, o.seed)
     timed("features_s", t)
-    train, stop, metric_users = three_way(list(judged), o.shares, o.seed)
+    train, metric_users = two_way(list(judged), o.metrics_share, o.seed)
     step(f"training LambdaRank on {len(train & set(groups.users))} groups")
-    ranker = train_ranker(groups.subset(train), groups.subset(stop), names, o.ranker)
+    ranker = train_ranker(groups.subset(train), names, o.ranker)
     timings["ranker_train_s"] = ranker.train_seconds
     metrics = held_out_metrics(train_sources, ranker, judged, metric_users, o.depth)
     metrics |= {"groups": len(groups.sizes), "trees": ranker.best_rounds,
-                "early_stopping_ndcg@10": ranker.valid_ndcg10 or float("nan")}  # fmt: skip
+                "cv_ndcg@10": ranker.valid_ndcg10 or float("nan")}  # fmt: skip
     step("refitting the serving sources on every event")
     t = time.perf_counter()
     serve = fit_sources(histories, catalog, o.sources, o.sequential, vectors)

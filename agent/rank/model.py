@@ -1,11 +1,13 @@
 """The LightGBM LambdaRank booster: training on groups (one per held-out event), scoring,
 gain importance and per-feature contributions (`pred_contrib`, for explain).
 
-Early stopping reads NDCG@10 on a slice of the training users held out from the booster: the
-number of trees is chosen on training events, never on what the ranker is judged on."""
+The number of trees is chosen by k-fold over the training users (early stopping on each
+fold's held-out users), then the booster is fitted on every group: it is chosen on training
+events, never on what the ranker is judged on."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,6 +33,8 @@ class RankerParams:
     lambda_l2: float = 1.0
     truncation: int = 20
     """lambdarank_truncation_level: pairs below this position carry no gradient."""
+    folds: int = 5
+    """k-fold over training users that chooses the number of trees (1: `rounds` trees)."""
     threads: int = 1
     seed: int = 0
 
@@ -89,7 +93,7 @@ class Ranker:
     train_seconds: float = 0.0
     best_rounds: int = 0
     valid_ndcg10: float | None = None
-    """NDCG@10 (x100) on the early-stopping slice of training users."""
+    """Mean NDCG@10 (x100) of the k folds on their held-out training users."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def score(self, x: Matrix) -> npt.NDArray[np.float64]:
@@ -125,13 +129,11 @@ def params_dict(params: RankerParams) -> dict[str, Any]:
     return asdict(params)
 
 
-def train_ranker(
-    train: Groups, valid: Groups | None, features: list[str], params: RankerParams
-) -> Ranker:
-    """Fit LambdaRank; with `valid` (other users' groups), stop when its NDCG@10 stalls."""
-    if not train.sizes:
-        raise ValueError("no training groups: every held-out item was missing from its group")
-    started = time.perf_counter()
+def fit_booster(
+    train: Groups, valid: Groups | None, features: list[str], params: RankerParams, rounds: int
+) -> lgb.Booster:
+    """`rounds` trees; with `valid`, stopped when its NDCG@10 has not improved for
+    `params.early_stopping` rounds (the booster keeps `best_iteration`)."""
     data = lgb.Dataset(train.x, train.y, group=train.sizes, feature_name=features,
                        free_raw_data=False)  # fmt: skip
     sets: list[lgb.Dataset] = []
@@ -139,15 +141,34 @@ def train_ranker(
     if valid is not None and valid.sizes:
         sets = [lgb.Dataset(valid.x, valid.y, group=valid.sizes, reference=data)]
         callbacks = [lgb.early_stopping(params.early_stopping, verbose=False)]
-    booster = lgb.train(params.lightgbm(), data, num_boost_round=params.rounds, valid_sets=sets,
-                        callbacks=callbacks)  # fmt: skip
-    best = booster.best_iteration or booster.current_iteration()
-    valid_ndcg = None
-    if sets:
-        score = booster.best_score.get("valid_0", {}).get("ndcg@10")
-        valid_ndcg = round(100 * float(score), 3) if score is not None else None
-    if best < booster.current_iteration():
-        booster = booster.model_from_string(booster.model_to_string(num_iteration=best))
-    ranker = Ranker(booster, features, params, round(time.perf_counter() - started, 3), best,
-                    valid_ndcg)  # fmt: skip
-    return ranker
+    return lgb.train(params.lightgbm(), data, num_boost_round=rounds, valid_sets=sets,
+                     callbacks=callbacks)  # fmt: skip
+
+
+def choose_rounds(groups: Groups, features: list[str], params: RankerParams) -> tuple[int, float]:
+    """Number of trees by k-fold over users: in each fold, early stopping on the fold's users;
+    the median best iteration, and the mean NDCG@10 (x100) of the folds at their best."""
+    users = sorted(groups.users)
+    random.Random(f"{params.seed}:rank-folds").shuffle(users)
+    best, scores = [], []
+    for k in range(params.folds):
+        held = set(users[k :: params.folds])
+        booster = fit_booster(groups.subset(set(users) - held), groups.subset(held), features,
+                              params, params.rounds)  # fmt: skip
+        best.append(booster.best_iteration or booster.current_iteration())
+        scores.append(float(booster.best_score["valid_0"]["ndcg@10"]))
+    return int(np.median(best)), round(100 * float(np.mean(scores)), 3)
+
+
+def train_ranker(groups: Groups, features: list[str], params: RankerParams) -> Ranker:
+    """LambdaRank on every group, with the number of trees chosen by `choose_rounds` (at least
+    two users per fold; else `params.rounds`)."""
+    if not groups.sizes:
+        raise ValueError("no training groups: every held-out item was missing from its group")
+    started = time.perf_counter()
+    rounds, cv = params.rounds, None
+    if params.folds > 1 and len(groups.sizes) >= 2 * params.folds:
+        rounds, cv = choose_rounds(groups, features, params)
+    booster = fit_booster(groups, None, features, params, rounds)
+    seconds = round(time.perf_counter() - started, 3)
+    return Ranker(booster, features, params, seconds, rounds, cv)

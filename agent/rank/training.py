@@ -119,10 +119,3 @@ def build_groups(
     y = np.concatenate(ys) if ys else np.zeros(0, dtype=np.float32)
     return Groups(x, y, sizes, users)
 
-
-def split_users(users: Sequence[str], share: float, seed: int) -> tuple[set[str], set[str]]:
-    """(fit, held out): a seeded `share` of the users held out of the booster."""
-    ordered = sorted(users)
-    random.Random(f"{seed}:rank-holdout").shuffle(ordered)
-    cut = int(round(len(ordered) * share))
-    return set(ordered[cut:]), set(ordered[:cut])
