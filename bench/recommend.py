@@ -2,6 +2,12 @@
 
     PERSONAE_DATA_DIR=DIR python bench/recommend.py [--users 20] [--k 10] [--rerank]
         [--base-url http://127.0.0.1:8011/v1] [--rounds 3] [--json]
+    PERSONAE_DATA_DIR=DIR python bench/recommend.py --ranker [--candidates 200] [--users 50]
+
+`--ranker` (needs `personae rank fit`, no profiles): the learned ranker scoring exactly
+`--candidates` candidates for one user, features included (every source's catalog-wide scores
+for the user, the feature matrix, LightGBM), against the fusion path over the same sources'
+lists (EASE top, popularity top, weighted RRF; no Chroma query on either side), p50/p95.
 
 Reports, per user: recommend latency p50/p95 with retrieval alone (profile lookup, dense query,
 EASE, popularity, fusion, reasons) and, with --rerank, including the LLM re-rank; candidates
@@ -119,6 +125,60 @@ async def bench_rerank(rec: Recommender, users: list[str], k: int) -> dict[str, 
     }
 
 
+def bench_ranker(settings: Settings, record: RecordStore, users: int, candidates: int,
+                 rounds: int) -> dict[str, Any]:  # fmt: skip
+    """Ranker scoring of `candidates` items per user vs fusion, same users, same loop."""
+    from agent.rank.features import feature_matrix, user_scores
+    from agent.rank.serve import ServingRanker
+    from agent.recommend.fusion import fuse
+
+    started = time.perf_counter()
+    ranker = ServingRanker.load(settings.data_dir)
+    if ranker is None:
+        sys.exit(f"no ranker in {settings.data_dir}: run `personae rank fit` first")
+    load_s = time.perf_counter() - started
+    from agent.embeddings import load_embedder
+
+    index = ItemIndex(open_client(settings), load_embedder(settings))  # not queried here
+    rec = Recommender(settings, record, index, use_ranker=False)
+    ease, popularity = rec.collaborative(), rec.popularity()
+    sources, model = ranker.sources, ranker.model
+    ids = record.user_ids()[:users]
+    histories = {u: record.history(u) for u in ids}
+    scoring, scores_only, fusion = [], [], []
+    for _ in range(rounds):
+        for user in ids:
+            history = histories[user]
+            t0 = time.perf_counter()
+            scored = user_scores(sources, sources.user(user, history))
+            t1 = time.perf_counter()
+            rows, _ = ranker.candidates(scored, (), None)
+            rows = rows[:candidates]
+            model.score(feature_matrix(sources, scored, rows, model.features))
+            t2 = time.perf_counter()
+            seen = {e.item_id for e in history}
+            positive = list(dict.fromkeys(e.item_id for e in history))
+            lists = {
+                "collaborative": ease.recommend(positive, candidates, seen),
+                "popularity": popularity.top(candidates, seen),
+            }
+            fuse(lists, rec.weights(), k=settings.fusion_rrf_k, exclude=seen)
+            t3 = time.perf_counter()
+            scoring.append(t2 - t0)
+            scores_only.append(t1 - t0)
+            fusion.append(t3 - t2)
+    return {
+        "users": len(ids),
+        "rounds": rounds,
+        "candidates": candidates,
+        "load_s": round(load_s, 3),
+        "ranker_scoring": ms(scoring),
+        "of_which_source_scores": ms(scores_only),
+        "fusion_path": ms(fusion),
+        "ratio_p50": round(quantile(scoring, 0.5) / max(quantile(fusion, 0.5), 1e-9), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20, help="Profiled users to run (first N).")
@@ -128,8 +188,25 @@ def main() -> None:
     parser.add_argument("--rerank-users", type=int, default=5)
     parser.add_argument("--base-url")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--ranker", action="store_true", help="Bench the learned ranker only.")
+    parser.add_argument("--candidates", type=int, default=200)
     args = parser.parse_args()
     settings = Settings(**({"base_url": args.base_url} if args.base_url else {}))
+    if args.ranker:
+        with RecordStore.at(settings.data_dir) as record:
+            found = bench_ranker(settings, record, args.users, args.candidates, args.rounds)
+        if args.json:
+            json.dump(found, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            return
+        print(f"ranker vs fusion, {found['users']} users x {found['rounds']} rounds, "
+              f"{found['candidates']} candidates (load {found['load_s']} s)")  # fmt: skip
+        for key in ("ranker_scoring", "of_which_source_scores", "fusion_path"):
+            print(
+                f"{key:<26}p50 {found[key]['p50_ms']:>8.2f} ms  p95 {found[key]['p95_ms']:>8.2f} ms"
+            )
+        print(f"ranker / fusion (p50): {found['ratio_p50']}x")
+        return
     report: dict[str, Any] = {"data_dir": str(settings.data_dir), "k": args.k}
     with ExitStack() as stack:
         record = stack.enter_context(RecordStore.at(settings.data_dir))

@@ -45,6 +45,13 @@ class ExplanationDraft(BaseModel):
     cited: list[str] = Field(default_factory=list, max_length=MAX_CITED)
 
 
+class RankerFeature(BaseModel):
+    feature: str
+    value: float | None
+    contribution: float
+    """Additive share of the learned ranker's score (LightGBM pred_contrib)."""
+
+
 class Explanation(BaseModel):
     user_id: str
     item_id: str
@@ -61,6 +68,8 @@ class Explanation(BaseModel):
     llm_cited: list[str] = Field(default_factory=list)
     prompt: PromptRef | None = None
     llm_error: str | None = None
+    ranker_features: list[RankerFeature] = Field(default_factory=list)
+    """With a learned ranker: the features that moved the item's score most."""
 
 
 def explanation_schema(history_ids: Sequence[str]) -> type[ExplanationDraft]:
@@ -178,9 +187,29 @@ class Explainer:
             reason=reason.text,
             cited=reason.cited,
         )
+        self.add_ranker_features(result, retrieval)
         if generator is not None:
             self.write(result, retrieval, item, history_items, generator)
         return result
+
+    def add_ranker_features(self, result: Explanation, retrieval: Retrieval) -> None:
+        """The learned ranker's top feature contributions for the item, as data and a fact."""
+        ranker = self.rec.ranker()
+        if ranker is None:
+            return
+        found = ranker.contributions(retrieval.user_id, retrieval.history, [result.item_id])
+        moved = found.get(result.item_id, [])
+        result.ranker_features = [
+            RankerFeature(feature=c.feature, value=c.value, contribution=c.contribution)
+            for c in moved
+        ]
+        if moved:
+            parts = ", ".join(
+                f"{c.feature}={'missing' if c.value is None else f'{c.value:g}'} "
+                f"({c.contribution:+.3f})"
+                for c in moved
+            )
+            result.facts.append(f"the learned ranker's score was moved most by {parts}")
 
     def verdict(
         self,

@@ -36,9 +36,9 @@ class SasRecParams:
     blocks: int = 2
     heads: int = 1
     dropout: float = 0.2
-    epochs: int = 60
+    epochs: int = 50
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 2e-3
     seed: int = 0
     threads: int = 1
     """torch threads while training and scoring (the build machines are shared)."""

@@ -28,7 +28,7 @@ from agent.recommend.fusion import Fused, fuse
 from agent.recommend.popularity import PopularityModel
 from agent.recommend.popularity import load_or_fit as load_or_fit_popularity
 from agent.recommend.reasons import retrieval_reason
-from agent.recommend.signals import positive_items, seen_items
+from agent.recommend.signals import interactions_fingerprint, positive_items, seen_items
 from agent.schemas import Interaction, Item
 from agent.schemas.profile import UserProfile
 from agent.store.item_index import ItemIndex
@@ -36,6 +36,7 @@ from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
 
 if TYPE_CHECKING:  # the re-rank needs openai and LangChain (~1-3 s to import): only when used
+    from agent.rank.serve import ServingRanker
     from agent.recommend.rerank import RerankOutcome, RerankRequest
     from agent.runtime.structured import StructuredGenerator
 
@@ -129,6 +130,7 @@ class Recommender:
         record: RecordStore,
         index: ItemIndex,
         generator: StructuredGenerator | None = None,
+        use_ranker: bool = True,
     ) -> None:
         self.settings = settings
         self.record = record
@@ -139,6 +141,8 @@ class Recommender:
         self._ease: EaseModel | None = None
         self._popularity: PopularityModel | None = None
         self._catalog_size: int | None = None
+        self._ranker: ServingRanker | None = None
+        self._ranker_loaded = not use_ranker
         self.refitted = False
         """Whether a model (collaborative, popularity) had to be fitted (not loaded) by this
         instance."""
@@ -168,6 +172,16 @@ class Recommender:
             )
             self.refitted = self.refitted or refitted
         return self._popularity
+
+    def ranker(self) -> ServingRanker | None:
+        """The ranker of `personae rank fit`, loaded once; None (warned): fusion orders."""
+        if not self._ranker_loaded:
+            from agent.rank.serve import load_serving
+
+            fingerprint = interactions_fingerprint(self.record)
+            self._ranker = load_serving(self.settings.data_dir, fingerprint)
+            self._ranker_loaded = True
+        return self._ranker
 
     def catalog_size(self) -> int:
         if self._catalog_size is None:
@@ -254,6 +268,11 @@ class Recommender:
                 exclude=exclude,
                 allow=allow,
             )
+        if (ranker := self.ranker()) is not None:
+            from agent.rank.serve import ranked_fusion
+
+            with timed(timings, "rank_s"):
+                fused, _ = ranked_fusion(ranker, user_id, history, fused, exclude, allow)
         timings["retrieve_s"] = time.perf_counter() - started
         return Retrieval(
             user_id, profile, history, exclude, positive, lists, fused, filters, timings
