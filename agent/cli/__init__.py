@@ -9,6 +9,7 @@ from agent.cli import (
     data_cmds,
     eval_cmds,
     model_cmds,
+    notices,
     profile_cmds,
     recommend_cmds,
     runtime_cmds,
@@ -21,6 +22,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _startup() -> None:
+    # No docstring: the help text above stays the app's. Runs before every command.
+    notices.show_notices()
+
 
 model_cmds.register(app)
 runtime_cmds.register(app)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from langchain_core.language_models import BaseChatModel
 from rich.markup import escape
 
-from agent.chat.session import ChatSession, Turn
 from agent.cli.common import (
-    SERVER_ERRORS,
     BaseUrlOpt,
     DataDirOpt,
     JsonOpt,
@@ -21,20 +18,25 @@ from agent.cli.common import (
     fail,
     make_settings,
     print_result,
+    server_errors,
 )
-from agent.config import Settings
-from agent.embeddings import load_embedder
-from agent.recommend.service import NoProfileError, Recommender, UnknownUserError
-from agent.runtime.endpoint import open_endpoint
-from agent.runtime.structured import TRANSPORT_ERRORS, make_chat_model
-from agent.store.chroma import open_client
-from agent.store.item_index import ItemIndex
-from agent.store.profile_index import ProfileIndex
+from agent.cli.deferred import load_embedder, open_client, open_endpoint
 from agent.store.record import RecordStore
-from tools.context import ToolContext
-from tools.user_tools import get_profile
 
-LLM_ERRORS: tuple[type[BaseException], ...] = (*SERVER_ERRORS, *TRANSPORT_ERRORS)
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from agent.chat.session import ChatSession, Turn
+    from agent.config import Settings
+
+
+def llm_errors() -> tuple[type[BaseException], ...]:
+    """No endpoint, or the transport failed mid-chat."""
+    from agent.runtime.structured import TRANSPORT_ERRORS
+
+    return (*server_errors(), *TRANSPORT_ERRORS)
+
+
 UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user the chat is about.")]
 ModeOpt = Annotated[
     str | None,
@@ -49,6 +51,8 @@ HELP = "Ask about your profile or recommendations. /profile, /reset, /quit."
 @contextmanager
 def llm(settings: Settings) -> Iterator[BaseChatModel]:
     """The chat model on the configured endpoint (a managed server lives for the block)."""
+    from agent.runtime.structured import make_chat_model
+
     with open_endpoint(settings) as endpoint:
         yield make_chat_model(settings, endpoint.base_url, endpoint.model)
 
@@ -56,6 +60,12 @@ def llm(settings: Settings) -> Iterator[BaseChatModel]:
 @contextmanager
 def session(settings: Settings, user_id: str) -> Iterator[ChatSession]:
     """A session bound to `user_id`; fails early for an unknown or unprofiled user."""
+    from agent.chat.session import ChatSession
+    from agent.recommend.service import NoProfileError, Recommender, UnknownUserError
+    from agent.store.item_index import ItemIndex
+    from agent.store.profile_index import ProfileIndex
+    from tools.context import ToolContext
+
     with RecordStore.at(settings.data_dir) as record:
         embedder = load_embedder(settings)
         index = ItemIndex(open_client(settings), embedder)
@@ -89,7 +99,7 @@ def ask_cmd(
     try:
         with session(settings, user_id) as chat:
             turn = chat.ask(question)
-    except LLM_ERRORS as err:
+    except llm_errors() as err:
         fail(f"LLM server: {err}")
     print_result(turn, as_json, show_turn)
     if turn.error:
@@ -113,11 +123,13 @@ def chat_cmd(
         with session(settings, user_id) as chat:
             console.print(f"chat about user {user_id}. {HELP}")
             repl(chat)
-    except LLM_ERRORS as err:
+    except llm_errors() as err:
         fail(f"LLM server: {err}")
 
 
 def repl(chat: ChatSession) -> None:
+    from tools.user_tools import get_profile
+
     while True:
         try:
             line = console.input("[bold]you> [/]").strip()

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -14,11 +14,9 @@ from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
 
 from agent.cleantext import clean_text
-from agent.config import Settings
-from agent.model_prep import ModelNotAvailableError
-from agent.runtime.endpoint import EndpointError
-from agent.runtime.server import ServerStartError
-from agent.runtime.structured import LLMUnavailableError
+
+if TYPE_CHECKING:
+    from agent.config import Settings
 
 ModelOpt = Annotated[
     str | None,
@@ -36,13 +34,27 @@ ConcurrencyOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
-SERVER_ERRORS: tuple[type[Exception], ...] = (
-    ModelNotAvailableError, EndpointError, ServerStartError,
-)  # fmt: skip
-"""Why no LLM endpoint could be had: the model, the server or the URL."""
-LLM_ERRORS: tuple[type[Exception], ...] = (*SERVER_ERRORS, LLMUnavailableError)
+
+def server_errors() -> tuple[type[Exception], ...]:
+    """Why no LLM endpoint could be had: the model, the server or the URL. A function, so the
+    runtime modules (openai, LangChain) load only when a command meets an error:
+    `except server_errors() as err:` evaluates it then."""
+    from agent.model_prep import ModelNotAvailableError
+    from agent.runtime.endpoint import EndpointError
+    from agent.runtime.server import ServerStartError
+
+    return (ModelNotAvailableError, EndpointError, ServerStartError)
+
+
+def llm_errors() -> tuple[type[Exception], ...]:
+    """`server_errors()` and a server that stopped answering."""
+    from agent.runtime.structured import LLMUnavailableError
+
+    return (*server_errors(), LLMUnavailableError)
+
 
 Shown = TypeVar("Shown", bound=BaseModel)
+
 
 class CleanConsole(Console):
     """A rich Console whose every piece of text goes through `clean_text` as it is rendered
@@ -65,6 +77,8 @@ console = CleanConsole(stderr=True)
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings from env and defaults, with the CLI options that were given on top."""
+    from agent.config import Settings
+
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         return Settings(**given)

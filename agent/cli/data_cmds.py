@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -20,19 +20,19 @@ from rich.progress import (
 from rich.table import Table
 
 from agent.cli.common import DataDirOpt, JsonOpt, console, fail, make_settings, print_json
-from agent.config import Settings
-from agent.embeddings import load_embedder
+from agent.cli.deferred import load_embedder, open_client
 from agent.ingest import Format, read_rows
 from agent.ingest.movielens100k import sample_dir
 from agent.ingest.pipeline import IngestOptions, IngestReport, StrictStop, ingest
 from agent.ingest.rows import FormatError, ReadContext
 from agent.ingest.tabular import Kind, TabularOptions
 from agent.schemas import EventType
-from agent.store import consistency
-from agent.store.chroma import open_client
-from agent.store.item_index import ItemIndex
 from agent.store.record import RecordStore
 from agent.store.stats import record_stats
+
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.store.item_index import ItemIndex
 
 index_app = typer.Typer(help="Build the Chroma indexes from the record.", no_args_is_help=True)
 store_app = typer.Typer(help="Verify or rebuild the Chroma indexes.", no_args_is_help=True)
@@ -260,6 +260,8 @@ def _index_settings(
 
 
 def _item_index(settings: Settings) -> ItemIndex:
+    from agent.store.item_index import ItemIndex
+
     return ItemIndex(open_client(settings), load_embedder(settings))
 
 
@@ -307,6 +309,8 @@ def store_check(
     """Verify the record (SQLite integrity) and the item index against it: counts, missing
     or stale ids, zero vectors, the wedged-store error, and a sample of stored vectors queried
     back (each must find itself). Exits 1 if anything is wrong."""
+    from agent.store import consistency
+
     settings = _index_settings(data_dir, embedding_model, chroma_url)
     with RecordStore.at(settings.data_dir) as store:
         report = consistency.check(store, _item_index(settings))
@@ -340,6 +344,8 @@ def store_rebuild(
     as_json: JsonOpt = False,
 ) -> None:
     """Drop the item index and rebuild it from the record."""
+    from agent.store import consistency
+
     settings = _index_settings(data_dir, embedding_model, chroma_url)
     if reset:
         if settings.chroma_url:

@@ -7,15 +7,15 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.cli.common import (
-    LLM_ERRORS,
     BaseUrlOpt,
     ConcurrencyOpt,
     DataDirOpt,
@@ -23,25 +23,32 @@ from agent.cli.common import (
     ModelOpt,
     console,
     fail,
+    llm_errors,
     make_settings,
     print_json,
 )
-from agent.config import ENV_PREFIX, Settings
-from agent.embeddings import load_embedder
-from agent.runtime.endpoint import open_generator
-from agent.runtime.structured import StructuredGenerator
-from agent.store.chroma import open_client
-from agent.store.item_index import ItemIndex
+from agent.cli.deferred import load_embedder, open_client, open_generator
 from agent.store.record import RecordStore
-from evals.backends import FakeBackendError, check_backends
-from evals.compare import Comparison, compare_runs
-from evals.execute import RunResult, execute
-from evals.protocols import Protocol
-from evals.runner import EvalContext, EvalError, RunOptions
-from evals.smoke import smoke_generator
-from evals.splits import Stage
-from evals.summary import RunSummary
-from evals.tune import BlendSweep, sweep
+
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.runtime.structured import StructuredGenerator
+    from evals.compare import Comparison
+    from evals.execute import RunResult
+    from evals.runner import RunOptions
+    from evals.splits import Stage
+    from evals.summary import RunSummary
+    from evals.tune import BlendSweep
+
+
+class ProtocolName(StrEnum):
+    """`evals.protocols.Protocol` by value, for the options: importing the harness takes
+    seconds, so `--help` must not (a test checks both enums list the same values)."""
+
+    LLMRANK = "llmrank"
+    FULL = "full"
+    TWO_STAGE = "two-stage"
+
 
 eval_app = typer.Typer(
     help="Evaluate rankings, profiles and reasons side by side with baselines "
@@ -52,7 +59,7 @@ eval_app = typer.Typer(
 SHOWN = ("ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "hr@10", "mrr", "recall@10", "recall@20")
 
 ProtocolOpt = Annotated[
-    list[Protocol] | None,
+    list[ProtocolName] | None,
     typer.Option("--protocol", help="llmrank, full or two-stage (repeatable). Default llmrank."),
 ]
 UsersOpt = Annotated[int, typer.Option("--users", min=1, help="Users sampled with the seed.")]
@@ -83,6 +90,8 @@ CacheOpt = Annotated[
 
 @contextmanager
 def llm(settings: Settings, use_llm: bool, smoke: bool) -> Iterator[StructuredGenerator | None]:
+    from evals.smoke import smoke_generator
+
     if not use_llm:
         yield None
     elif smoke and not settings.base_url:
@@ -108,6 +117,8 @@ def bar_progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[], No
 def reproduce_command(argv: list[str], environ: Mapping[str, str]) -> str:
     """The command line as run, with the `PERSONAE_` settings it read from the environment
     (the API key left out): without them the report's command would not reproduce the run."""
+    from agent.config import ENV_PREFIX
+
     env = [
         f"{name}={shlex.quote(value)}"
         for name, value in sorted(environ.items())
@@ -117,6 +128,11 @@ def reproduce_command(argv: list[str], environ: Mapping[str, str]) -> str:
 
 
 def run_eval(settings: Settings, options: RunOptions, show: bool) -> RunResult:
+    from agent.store.item_index import ItemIndex
+    from evals.backends import FakeBackendError, check_backends
+    from evals.execute import execute
+    from evals.runner import EvalContext, EvalError
+
     command = reproduce_command(sys.argv[1:], os.environ)
     embedder = load_embedder(settings)
     try:
@@ -131,7 +147,7 @@ def run_eval(settings: Settings, options: RunOptions, show: bool) -> RunResult:
             return execute(ctx, options, progress, command)
     except (FakeBackendError, EvalError) as err:
         fail(str(err))
-    except LLM_ERRORS as err:
+    except llm_errors() as err:
         fail(f"{err}\n(--no-llm evaluates the non-LLM systems only)")
 
 
@@ -141,6 +157,8 @@ def ids(values: list[str] | None) -> list[str] | None:
 
 
 def options_for(settings: Settings, stage: Stage, **given: object) -> RunOptions:
+    from evals.runner import RunOptions
+
     out = given.pop("out") or settings.data_dir / "evals"
     cache = given.pop("cache_dir") or settings.data_dir / "evals" / "cache"
     return RunOptions(stage=stage, out_dir=out, cache_dir=cache, **given)
@@ -171,10 +189,14 @@ def run_cmd(
     results are cached, so an interrupted run resumes when run again.
 
     Example: personae eval run --protocol llmrank --users 200 --seed 0 --base-url URL"""
+    from evals.protocols import Protocol
+    from evals.splits import Stage
+
     settings = make_settings(model=model, base_url=base_url, data_dir=data_dir,
                              concurrency=concurrency)  # fmt: skip
+    protocols = [Protocol(p.value) for p in protocol or [ProtocolName.LLMRANK]]
     options = options_for(
-        settings, Stage.TEST, protocols=protocol or [Protocol.LLMRANK], users=users,
+        settings, Stage.TEST, protocols=protocols, users=users,
         user_ids=ids(user_ids), seed=seed, shuffles=shuffles,
         blend=settings.rerank_blend if blend is None else blend, use_llm=not no_llm,
         smoke=smoke, out=out, cache_dir=cache_dir,
@@ -221,6 +243,8 @@ def compare_cmd(
 ) -> None:
     """Print B minus A for every protocol, system and metric both runs have; with a paired
     bootstrap interval when both scored the same users on the same candidates."""
+    from evals.compare import compare_runs
+
     for run in (run_a, run_b):
         if not (run / "summary.json").exists():
             fail(f"{run} is not a run folder (no summary.json)")
@@ -248,9 +272,9 @@ def show_comparison(result: Comparison) -> None:
 
 @eval_app.command("tune-blend")
 def tune_blend_cmd(
-    protocol: Annotated[
-        Protocol, typer.Option("--protocol", help="llmrank or two-stage.")
-    ] = Protocol.LLMRANK,
+    protocol_name: Annotated[
+        ProtocolName, typer.Option("--protocol", help="llmrank or two-stage.")
+    ] = ProtocolName.LLMRANK,
     users: UsersOpt = 200,
     seed: SeedOpt = 0,
     shuffles: ShufflesOpt = 1,
@@ -266,6 +290,12 @@ def tune_blend_cmd(
     """Pick the LLM weight of the blended ranking on the validation split (second-to-last
     event; profiles from the events before it), scoring weights 0, 0.1, ..., 1 on the same
     LLM ranks. Prints the best weight as PERSONAE_RERANK_BLEND."""
+    from evals.execute import load_records
+    from evals.protocols import Protocol
+    from evals.splits import Stage
+    from evals.tune import sweep
+
+    protocol = Protocol(protocol_name.value)
     if protocol is Protocol.FULL:
         fail("tune-blend needs a protocol with a re-rank: llmrank or two-stage")
     settings = make_settings(model=model, base_url=base_url, data_dir=data_dir,
@@ -276,8 +306,6 @@ def tune_blend_cmd(
         cache_dir=cache_dir,
     )  # fmt: skip
     result = run_eval(settings, options, show=not as_json)
-    from evals.execute import load_records
-
     fusion = "fusion"
     found = sweep(load_records(result.run_dir), protocol, fusion, seed=seed,
                   samples=settings.eval_bootstrap)  # fmt: skip

@@ -6,14 +6,13 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.cli.common import (
-    LLM_ERRORS,
     BaseUrlOpt,
     ConcurrencyOpt,
     DataDirOpt,
@@ -21,20 +20,21 @@ from agent.cli.common import (
     ModelOpt,
     console,
     fail,
+    llm_errors,
     make_settings,
     print_json,
 )
-from agent.config import Settings
-from agent.embeddings import load_embedder
-from agent.profiles.batch import BatchProfiler, BatchReport, FailureLog, failures_path
+from agent.cli.deferred import load_embedder, open_client, open_generator
 from agent.profiles.diff import profile_diff
 from agent.profiles.facts import history_hash
-from agent.profiles.profiler import Profiler, ProfileRequest, UnknownUserError
-from agent.runtime.endpoint import open_generator
-from agent.schemas.profile import UserProfile
-from agent.store.chroma import open_client
-from agent.store.profile_index import ProfileIndex
 from agent.store.record import RecordStore
+
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.profiles.batch import BatchReport
+    from agent.profiles.profiler import Profiler, ProfileRequest
+    from agent.schemas.profile import UserProfile
+
 
 profile_app = typer.Typer(
     help="Write LLM profiles of users (see also: profile show).",
@@ -76,6 +76,8 @@ def profile(
     personae profile --user new1 --text "I love slow sci-fi and hate horror"."""
     if ctx.invoked_subcommand is not None:
         return
+    from agent.profiles.profiler import Profiler
+
     settings = make_settings(
         model=model, base_url=base_url, concurrency=concurrency, data_dir=data_dir
     )
@@ -123,6 +125,8 @@ def _natural(user_id: str) -> tuple[int, str]:
 
 
 def print_prompt(prepare: Any, user_id: str) -> None:
+    from agent.profiles.profiler import UnknownUserError
+
     try:
         request: ProfileRequest = prepare(user_id)
     except (UnknownUserError, ValueError) as err:
@@ -136,13 +140,17 @@ def print_prompt(prepare: Any, user_id: str) -> None:
 def run_batch(
     settings: Settings, profiler: Profiler, ids: list[str], prepare: Any, force: bool
 ) -> BatchReport:
+    from agent.profiles.batch import BatchProfiler, FailureLog, failures_path
+    from agent.store.profile_index import ProfileIndex
+
     failures = FailureLog(failures_path(settings.data_dir, "profile"))
-    index = ProfileIndex(open_client(settings), load_embedder(settings))
+    embedder = load_embedder(settings)
+    index = ProfileIndex(open_client(settings), embedder)
     try:
         with open_generator(settings) as generator, batch_progress(len(ids)) as advance:
             batch = BatchProfiler(profiler, generator, index, failures)
             return batch.run(ids, prepare, force=force, progress=advance)
-    except LLM_ERRORS as err:
+    except llm_errors() as err:
         fail(f"{err}\n(profiles finished before the error are stored; rerun to continue)")
 
 
@@ -206,17 +214,19 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a user's profile (latest, or --version N), or with --diff what changed."""
+    from agent.store.profiles import ProfileStore
+
     settings = make_settings(data_dir=data_dir)
     with RecordStore.at(settings.data_dir) as record:
-        profiler = Profiler(settings, record)
-        current = profiler.profiles.get(user_id, version)
+        profiles = ProfileStore(record)
+        current = profiles.get(user_id, version)
         if current is None:
             fail(f"no profile for user {user_id}" + (f" version {version}" if version else ""))
-        versions = profiler.profiles.versions(user_id)
+        versions = profiles.versions(user_id)
         before = None
         if diff:
             number = current.provenance.version - 1
-            before = profiler.profiles.get(user_id, number) if number else None
+            before = profiles.get(user_id, number) if number else None
             if before is None:
                 fail(f"user {user_id} has no version before {current.provenance.version}")
     if diff:
@@ -299,6 +309,9 @@ def update(
     whole history); each update is a new profile version. Add new events first with
     `personae ingest FORMAT FILE`; then every profiled user whose history changed is updated
     (with --since, only those with events after that time)."""
+    from agent.profiles.batch import BatchReport
+    from agent.profiles.profiler import Profiler
+
     settings = make_settings(
         model=model, base_url=base_url, concurrency=concurrency, data_dir=data_dir
     )

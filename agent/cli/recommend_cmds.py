@@ -5,43 +5,40 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from agent.cli.common import (
-    LLM_ERRORS,
     BaseUrlOpt,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
     console,
     fail,
+    llm_errors,
     make_settings,
     print_json,
     print_result,
 )
-from agent.config import Settings
-from agent.embeddings import load_embedder
-from agent.recommend.explain import Explainer, Explanation
-from agent.recommend.feedback import FeedbackTargetError, record_feedback
-from agent.recommend.filters import FilterError, ItemFilter
-from agent.recommend.service import (
-    NoProfileError,
-    Recommendations,
-    Recommender,
-    UnknownItemError,
-    UnknownUserError,
-)
+from agent.cli.deferred import load_embedder, open_client, open_generator
 from agent.recommend.signals import FeedbackLabel
-from agent.runtime.endpoint import open_generator
-from agent.runtime.structured import StructuredGenerator
-from agent.store.chroma import open_client
-from agent.store.item_index import ItemIndex
 from agent.store.record import RecordStore
 
-LOOKUP_ERRORS = (NoProfileError, UnknownUserError, UnknownItemError, FilterError, LookupError)
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.recommend.explain import Explanation
+    from agent.recommend.filters import ItemFilter
+    from agent.recommend.service import Recommendations, Recommender
+    from agent.runtime.structured import StructuredGenerator
+
+
+def lookup_errors() -> tuple[type[Exception], ...]:
+    from agent.recommend.filters import FilterError
+    from agent.recommend.service import NoProfileError, UnknownItemError, UnknownUserError
+
+    return (NoProfileError, UnknownUserError, UnknownItemError, FilterError, LookupError)
+
 
 FilterOpt = Annotated[
     list[str] | None,
@@ -67,6 +64,9 @@ def llm(settings: Settings, wanted: bool) -> Iterator[StructuredGenerator | None
 
 @contextmanager
 def recommender(settings: Settings, generator: StructuredGenerator | None) -> Iterator[Recommender]:
+    from agent.recommend.service import Recommender
+    from agent.store.item_index import ItemIndex
+
     with RecordStore.at(settings.data_dir) as record:
         index = ItemIndex(open_client(settings), load_embedder(settings))
         if index.get_collection() is None:
@@ -80,13 +80,15 @@ def failing_clearly(without_llm: str) -> Iterator[None]:
     an LLM failure also says how to go on without the LLM."""
     try:
         yield
-    except LOOKUP_ERRORS as err:
+    except lookup_errors() as err:
         fail(str(err).strip("'\""))
-    except LLM_ERRORS as err:
+    except llm_errors() as err:
         fail(f"{err}\n({without_llm})")
 
 
 def parse(rec: Recommender, specs: list[str] | None) -> ItemFilter:
+    from agent.recommend.filters import FilterError
+
     try:
         return rec.parse_filters(specs or [])
     except FilterError as err:
@@ -124,6 +126,8 @@ def recommend_cmd(
 
 
 def show_recommendations(result: Recommendations) -> None:
+    from rich.table import Table
+
     how = "LLM re-rank blended with retrieval" if result.reranked else "retrieval only"
     title = f"user {result.user_id}: top {len(result.items)} ({how})"
     if result.filters:
@@ -174,11 +178,15 @@ def explain_cmd(
         llm(settings, not no_llm) as generator,
         recommender(settings, generator) as rec,
     ):
+        from agent.recommend.explain import Explainer
+
         result = Explainer(rec).explain(user_id, item_id, k, parse(rec, filters), generator)
     print_result(result, as_json, show_explanation)
 
 
 def show_explanation(result: Explanation) -> None:
+    from rich.table import Table
+
     table = Table(title=f"user {result.user_id}, item {result.item_id}: {result.title}")
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
@@ -206,6 +214,8 @@ def feedback_cmd(
     """Record a user's reaction to an item. The item is not recommended to them again;
     liked/clicked count as interest for the collaborative model; the profile becomes stale,
     so `personae update` folds the feedback in."""
+    from agent.recommend.feedback import FeedbackTargetError, record_feedback
+
     settings = make_settings(data_dir=data_dir)
     with RecordStore.at(settings.data_dir) as record:
         try:

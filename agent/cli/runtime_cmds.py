@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from agent.cli.common import BaseUrlOpt, JsonOpt, ModelOpt, console, fail, make_settings, print_json
-from agent.model_prep import ModelNotAvailableError, resolve_model
-from agent.runtime.check import RuntimeReport, run_check
-from agent.runtime.endpoint import EndpointError
-from agent.runtime.server import ServerStartError, server_command, server_env
-from agent.runtime.structured import StructuredOutputError
+from agent.cli.common import (
+    BaseUrlOpt,
+    JsonOpt,
+    ModelOpt,
+    console,
+    fail,
+    make_settings,
+    print_json,
+    server_errors,
+)
+
+if TYPE_CHECKING:
+    from agent.runtime.check import RuntimeReport
 
 runtime_app = typer.Typer(help="Check the LLM runtime.", no_args_is_help=True)
 
@@ -40,6 +47,9 @@ def serve(
 
     Other personae commands can then use it with --base-url http://HOST:PORT/v1.
     Stop it with Ctrl-C."""
+    from agent.model_prep import ModelNotAvailableError, resolve_model
+    from agent.runtime.server import server_command, server_env
+
     settings = make_settings(
         model=model, kv_cache_gib=kv_cache_gib, enforce_eager=eager, max_model_len=max_model_len
     )
@@ -74,9 +84,12 @@ def check(
     )
     if not settings.base_url:
         console.print("starting a local vLLM server (CPU: about 30-90 s)...")
+    from agent.runtime.check import run_check
+    from agent.runtime.structured import StructuredOutputError
+
     try:
         report = run_check(settings)
-    except (ModelNotAvailableError, EndpointError, ServerStartError) as err:
+    except server_errors() as err:
         fail(str(err))
     except StructuredOutputError as err:
         fail(f"{err}\nlast reply: {err.last_raw[:500]}")

@@ -3,41 +3,40 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from chromadb.errors import ChromaError
 from rich.table import Table
 
 from agent.cli.common import (
-    LLM_ERRORS,
     BaseUrlOpt,
     DataDirOpt,
     JsonOpt,
     ModelOpt,
     console,
     fail,
+    llm_errors,
     make_settings,
     print_json,
 )
-from agent.config import Settings
-from agent.embeddings import load_embedder
-from agent.profiles import segments as seg
-from agent.profiles.segments import NamingReport, SegmentationError
-from agent.profiles.similar import shared_categories, shared_interests
-from agent.runtime.endpoint import open_generator
-from agent.schemas.profile import UserProfile
-from agent.store import forget as forgetting
-from agent.store.chroma import open_client
-from agent.store.profile_index import ProfileIndex
+from agent.cli.deferred import load_embedder, open_client, open_generator
 from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
 from agent.store.segments import SegmentRun, SegmentStore
+
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.profiles.segments import NamingReport
+    from agent.schemas.profile import UserProfile
+    from agent.store.forget import ForgetReport
+    from agent.store.profile_index import ProfileIndex
 
 SHOWN_INTERESTS = 4
 
 
 def profile_index(settings: Settings) -> ProfileIndex:
+    from agent.store.profile_index import ProfileIndex
+
     return ProfileIndex(open_client(settings), load_embedder(settings))
 
 
@@ -85,12 +84,14 @@ def _latest_run(store: SegmentStore) -> SegmentRun:
 def _new_run(
     settings: Settings, record: RecordStore, k: int, seed: int, names: bool
 ) -> tuple[SegmentRun, dict[str, Any]]:
+    from agent.profiles import segments as seg
+
     started = time.perf_counter()
     try:
         points = seg.load_points(ProfileStore(record), profile_index(settings))
         loaded = time.perf_counter()
         run = seg.segment(points, k, seed)
-    except SegmentationError as err:
+    except seg.SegmentationError as err:
         fail(str(err))
     clustered = time.perf_counter()
     profiles = {p.user_id: p for p in points.profiles}
@@ -108,10 +109,12 @@ def _new_run(
 
 
 def _name(settings: Settings, run: SegmentRun, profiles: dict[str, UserProfile]) -> NamingReport:
+    from agent.profiles import segments as seg
+
     try:
         with open_generator(settings) as generator:
             return seg.name_segments(generator, run, profiles)
-    except LLM_ERRORS as err:
+    except llm_errors() as err:
         fail(f"{err}\n(nothing stored; use --no-names to segment without the LLM)")
 
 
@@ -210,6 +213,8 @@ def nearest(
     store: ProfileStore, index: ProfileIndex, profile: UserProfile, n: int
 ) -> list[dict[str, Any]]:
     """The n nearest users that have a profile in the record (orphan vectors are skipped)."""
+    from agent.profiles.similar import shared_categories, shared_interests
+
     if indexed_version(index, profile.user_id) != profile.provenance.version:
         index.upsert([profile])  # never reached Chroma, or an older version did
     found = []
@@ -262,6 +267,10 @@ def forget_cmd(
     stay. Safe to run again: a run interrupted after the record was cleared finishes the rest.
 
     Examples: personae forget 42 | personae forget 42 --yes --json | personae forget --orphans"""
+    from chromadb.errors import ChromaError
+
+    from agent.store import forget as forgetting
+
     if orphans == (user_id is not None):
         fail("give a USER, or --orphans (not both)")
     settings = make_settings(data_dir=data_dir)
@@ -293,6 +302,8 @@ def forget_cmd(
 
 
 def _forget_orphans(record: RecordStore, client: Any, yes: bool, as_json: bool) -> None:
+    from agent.store import forget as forgetting
+
     found = forgetting.orphan_profile_vectors(record, client)
     if found and not yes:
         console.print(f"{len(found)} orphan profile vector(s): {', '.join(found[:20])}")
@@ -304,7 +315,7 @@ def _forget_orphans(record: RecordStore, client: Any, yes: bool, as_json: bool) 
         console.print(f"removed {len(removed)} orphan profile vector(s)")
 
 
-def forget_table(report: forgetting.ForgetReport, title: str) -> Table:
+def forget_table(report: ForgetReport, title: str) -> Table:
     table = Table(title=title, show_header=False)
     for key in ("interactions", "user_rows", "profile_versions", "segment_memberships",
                 "empty_segments", "failure_log_lines"):  # fmt: skip

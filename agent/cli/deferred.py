@@ -1,0 +1,53 @@
+"""The heavy entry points commands call, imported on first call instead of at import.
+
+`personae --help` must not pay for LangChain, openai, vLLM, torch, sentence-transformers or
+Chroma (seconds on 2 cores), so command modules import from here, and these functions import
+the real thing when a command runs. Command modules keep them as module attributes, so tests
+replace them there (`monkeypatch.setattr(recommend_cmds, "load_embedder", ...)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+
+    from agent.config import Settings
+    from agent.embeddings import Embedder
+    from agent.runtime.endpoint import Endpoint
+    from agent.runtime.structured import StructuredGenerator
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """The configured embedder (sentence-transformers loads on its first `embed`)."""
+    from agent.embeddings import load_embedder as load
+
+    return load(settings)
+
+
+def open_client(settings: Settings) -> ClientAPI:
+    """The Chroma client (embedded under data_dir, or settings.chroma_url)."""
+    from agent.store.chroma import open_client as open_chroma
+
+    return open_chroma(settings)
+
+
+@contextmanager
+def open_generator(settings: Settings) -> Iterator[StructuredGenerator]:
+    """A structured generator on the configured LLM endpoint (a managed local server lives
+    for the block)."""
+    from agent.runtime.endpoint import open_generator as open_llm
+
+    with open_llm(settings) as generator:
+        yield generator
+
+
+@contextmanager
+def open_endpoint(settings: Settings) -> Iterator[Endpoint]:
+    from agent.runtime.endpoint import open_endpoint as open_llm_endpoint
+
+    with open_llm_endpoint(settings) as endpoint:
+        yield endpoint
