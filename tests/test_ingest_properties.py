@@ -65,11 +65,15 @@ JSON_ID = st.one_of(
 BAD_RATINGS = [True, "4_5", "\u0664", "nan", "inf", "x", "4,5", [4], {"r": 4}]
 
 
+def _numbers(low: float, high: float) -> st.SearchStrategy[float]:
+    return st.one_of(st.integers(int(low + 0.5), int(high)).map(float), st.floats(low, high))
+
+
 def json_rating(low: float, high: float) -> st.SearchStrategy[Value]:
-    numbers = st.one_of(st.integers(int(low + 0.5), int(high)), st.floats(low, high))
     return st.one_of(
-        numbers.map(lambda n: Value(n, float(n))),
-        numbers.map(lambda n: Value(repr(float(n)), float(n))),
+        st.integers(int(low + 0.5), int(high)).map(lambda n: Value(n, float(n))),
+        _numbers(low, high).map(lambda n: Value(n, n)),
+        _numbers(low, high).map(lambda n: Value(repr(n), n)),
         st.sampled_from(BAD_RATINGS + [low - 1, high + 1]).map(bad),
         st.floats(high + 0.001, 1e300).map(bad),
     )
@@ -78,11 +82,10 @@ def json_rating(low: float, high: float) -> st.SearchStrategy[Value]:
 def csv_rating(low: float, high: float, required: bool) -> st.SearchStrategy[Value]:
     """A delimited file's rating: a number's text (an empty field is no rating, unless
     the format requires one)."""
-    good = json_rating(low, high).filter(lambda v: v.good and isinstance(v.raw, str))
     texts = [str(b) if not isinstance(b, str) else b for b in BAD_RATINGS[:7]]
     empty = bad("") if required else Value("", None)
     return st.one_of(
-        good,
+        _numbers(low, high).map(lambda n: Value(repr(n), n)),
         st.sampled_from([f" {high:g} ", f"{low:g}e0"]).map(lambda s: Value(s, float(s))),
         st.sampled_from([*texts, f"{low - 1:g}", f"{high + 1:g}"]).map(bad),
         st.just(empty),

@@ -4,13 +4,17 @@ bounded so that nothing a user writes can stall it. The corpus is tests/fixtures
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.config import Settings
 from agent.profiles import pii
+from agent.profiles.profiler import Profiler
 from agent.profiles.scrub import configure, current_mode, excerpt, scrub, scrub_user_text
 from bench.scrub import catalog_titles, evaluate, leaked, load_corpus
+from tests.profile_data import build_record, event
 
 
 @pytest.fixture(autouse=True)
@@ -142,3 +146,16 @@ def test_full_mode_finds_names_and_places_patterns_do_not() -> None:
     assert scrub_user_text(text, mode="full") == "Watched it with [name] in [place]."
     assert scrub_user_text(text, mode="patterns") == text
     assert len(load_corpus()) == 55
+
+
+def test_a_profile_prompt_with_a_two_megabyte_review_is_built_at_once(tmp_path: Path) -> None:
+    """The issue's stalled `personae profile --dry-run`: the review is in the record
+    uncut (ingested before the bounds), and its prompt line is still built at once."""
+    history = [event("u", "3", 5, 0, "b" * 2_000_000), event("u", "1", 4, 1, "fine")]
+    record = build_record(tmp_path)
+    with record.writer() as writer:
+        for e in history:
+            writer.add_interaction(e)
+    request = Profiler(Settings(data_dir=tmp_path), record).prepare_full("u")
+    text = "\n".join(m.content for m in request.prompt.messages)
+    assert "<review>[...]</review>" in text and "<review>fine</review>" in text
