@@ -47,6 +47,12 @@ NER_ENTITIES = ("PERSON", "LOCATION")
 NER_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION"}
 """spaCy labels read as personal data. FAC (buildings, streets) is left to the street
 pattern: the small pipeline tags film titles as FAC; ORG, NORP and DATE stay readable."""
+OTHER_NER_LABELS = (
+    "CARDINAL", "DATE", "EVENT", "FAC", "LANGUAGE", "LAW", "MONEY", "NORP", "ORDINAL", "ORG",
+    "PERCENT", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART",
+)  # fmt: skip
+"""The small English pipeline's other labels (OntoNotes), ignored: else Presidio logs a
+warning for each one it meets, on every review."""
 UNUSED_COMPONENTS = ("tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer")
 """The small English pipeline's NER carries its own token vectors: the rest is not needed."""
 
@@ -122,7 +128,10 @@ def engines(mode: ScrubMode, pipeline: str = DEFAULT_PIPELINE) -> Engines:
         ) from None
     offline_tldextract()
     nlp = load_pipeline(pipeline) if mode == "full" else spacy.blank("en")
-    config = NerModelConfiguration(model_to_presidio_entity_mapping=dict(NER_LABELS))
+    config = NerModelConfiguration(
+        model_to_presidio_entity_mapping=dict(NER_LABELS),
+        labels_to_ignore=list(OTHER_NER_LABELS),
+    )
     nlp_engine = SpacyNlpEngine(
         models=[{"lang_code": "en", "model_name": pipeline}], ner_model_configuration=config
     )
