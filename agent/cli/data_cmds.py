@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from agent.cli import fit_cmds
 from agent.cli.common import DataDirOpt, JsonOpt, console, fail, make_settings, print_json
 from agent.cli.deferred import load_embedder, open_client
 from agent.ingest import Format, read_rows
@@ -53,6 +54,7 @@ DELIMITERS = {"tab": "\t", "\\t": "\t", "comma": ",", "pipe": "|", "semicolon": 
 def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest_cmd)
     app.command("stats")(stats_cmd)
+    fit_cmds.register(index_app)
     app.add_typer(index_app, name="index")
     app.add_typer(store_app, name="store")
 

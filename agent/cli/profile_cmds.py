@@ -25,6 +25,7 @@ from agent.cli.common import (
     print_json,
 )
 from agent.cli.deferred import load_embedder, open_client, open_generator
+from agent.cli.fit_cmds import warm_query_vectors
 from agent.profiles.diff import profile_diff
 from agent.profiles.facts import history_hash
 from agent.store.record import RecordStore
@@ -149,9 +150,13 @@ def run_batch(
     try:
         with open_generator(settings) as generator, batch_progress(len(ids)) as advance:
             batch = BatchProfiler(profiler, generator, index, failures)
-            return batch.run(ids, prepare, force=force, progress=advance)
+            report = batch.run(ids, prepare, force=force, progress=advance)
     except llm_errors() as err:
         fail(f"{err}\n(profiles finished before the error are stored; rerun to continue)")
+    if report.profiled:
+        # `recommend` embeds these texts; the embedder is loaded here anyway.
+        warm_query_vectors(settings, profiler.record, embedder, ids)
+    return report
 
 
 @contextmanager

@@ -64,11 +64,15 @@ def llm(settings: Settings, wanted: bool) -> Iterator[StructuredGenerator | None
 
 @contextmanager
 def recommender(settings: Settings, generator: StructuredGenerator | None) -> Iterator[Recommender]:
+    """A recommender on the record and item index. Query texts seen before (a profile's) are
+    embedded from the on-disk cache, so the embedding model loads only for new ones."""
     from agent.recommend.service import Recommender
     from agent.store.item_index import ItemIndex
+    from agent.store.query_vectors import CachedEmbedder, cache_folder
 
     with RecordStore.at(settings.data_dir) as record:
-        index = ItemIndex(open_client(settings), load_embedder(settings))
+        embedder = CachedEmbedder(load_embedder(settings), cache_folder(settings.data_dir))
+        index = ItemIndex(open_client(settings), embedder)
         if index.get_collection() is None:
             fail("no item index: run `personae index items` first")
         yield Recommender(settings, record, index, generator)
