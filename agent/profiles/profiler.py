@@ -112,7 +112,11 @@ class Profiler:
         budget = self.settings.profile_history_tokens
         context = history_context(self.recent(history), items, facts, budget)
         prompt = load_prompt("profile").render(
-            facts=facts_text(facts), lines=context.lines, shown=context.shown, total=context.total
+            facts=facts_text(facts),
+            activity=facts_text(facts, categories=False),
+            lines=context.lines,
+            shown=context.shown,
+            total=context.total,
         )
         distinct = len(set(context.shown_ids))
         return ProfileRequest(
@@ -145,6 +149,7 @@ class Profiler:
         prompt = load_prompt("profile_update").render(
             previous=previous_text(previous),
             facts=facts_text(facts),
+            activity=facts_text(facts, categories=False),
             lines=context.lines,
             shown=context.shown,
             total=context.total,
