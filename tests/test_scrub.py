@@ -4,6 +4,7 @@ bounded so that nothing a user writes can stall it. The corpus is tests/fixtures
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,15 @@ def test_a_profile_prompt_with_a_two_megabyte_review_is_built_at_once(tmp_path: 
     request = Profiler(Settings(data_dir=tmp_path), record).prepare_full("u")
     text = "\n".join(m.content for m in request.prompt.messages)
     assert "<review>[...]</review>" in text and "<review>fine</review>" in text
+
+
+def test_optional_heavy_modules_are_hidden_only_while_presidio_imports() -> None:
+    import json as loaded
+
+    with pii._unavailable(["personae_no_such_module", "json"]):
+        with pytest.raises(ImportError):
+            import personae_no_such_module  # noqa: F401
+        import json  # already loaded: not hidden
+
+        assert json is loaded
+    assert "personae_no_such_module" not in sys.modules
