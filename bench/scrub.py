@@ -8,7 +8,7 @@ when none of its words of 3+ characters is left in the output), the phrases that
 stay readable and did not (false positives: a film title, '8.5/10', '1997'), how many were
 caught under the right placeholder (the old regexes wrote [phone] for cards), the catalog
 titles changed by the catalog path (`scrub`), and seconds per 1,000 reviews (reviews made of
-three corpus texts each, about 200 characters, scrubbed as profiles scrub them, after a
+three corpus texts each, about 160 characters, scrubbed as profiles scrub them, after a
 warm-up; engine load time apart), wall and CPU. One process, one core; on a shared machine
 the wall time is noisy, the CPU time less so.
 """
