@@ -44,7 +44,8 @@ def event_line(event: Interaction, item: Item | None) -> str:
     line = " | ".join(parts)  # no date per line: the order says it, and small models copy dates
     review = " ".join(t for t in (event.review_title, event.review_text) if t)
     if review:
-        line += f"\n  <review>{excerpt(review, REVIEW_CHARS)}</review>"
+        allow = [item.title] if item else []  # a review naming its own film keeps the title
+        line += f"\n  <review>{excerpt(review, REVIEW_CHARS, allow=allow)}</review>"
     return line
 
 

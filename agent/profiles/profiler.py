@@ -14,7 +14,7 @@ from agent.config import Settings
 from agent.profiles.context import facts_text, history_context
 from agent.profiles.facts import compute_facts, history_hash
 from agent.profiles.grounding import SemanticJudge, TopicJudge, ground, ground_cold_start
-from agent.profiles.scrub import scrub
+from agent.profiles.scrub import scrub_user_text
 from agent.prompts import RenderedPrompt, load_prompt
 from agent.runtime.structured import Generated
 from agent.schemas import Interaction, Item
@@ -168,7 +168,7 @@ class Profiler:
         )
 
     def prepare_cold_start(self, user_id: str, text: str) -> ProfileRequest:
-        clean = scrub(text)[:COLD_START_TEXT_CHARS]
+        clean = scrub_user_text(text)[:COLD_START_TEXT_CHARS]  # what the user wrote
         if not clean:
             raise ValueError("--text is empty after removing personal data")
         history = self.history(user_id)
