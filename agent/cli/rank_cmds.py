@@ -82,10 +82,14 @@ def fit_cmd(
         f"ranker saved: {report.path} ({report.manifest.users:,} users, "
         f"{m['groups']:,} groups, {m['trees']} trees) in {seconds:.1f} s"
     )
+
+    def num(key: str) -> str:
+        return "-" if m.get(key) is None else f"{m[key]:.2f}"
+
     console.print(
         f"held-out users ({m['users']}), latest event, NDCG@10: ranker "
-        f"{m['ranker_ndcg@10']:.2f} vs EASE {m['collaborative_ndcg@10']:.2f}; recall@10 "
-        f"{m['ranker_recall@10']:.2f} vs {m['collaborative_recall@10']:.2f}"
+        f"{num('ranker_ndcg@10')} vs EASE {num('collaborative_ndcg@10')}; recall@10 "
+        f"{num('ranker_recall@10')} vs {num('collaborative_recall@10')}"
     )
     top = list(report.manifest.importance)[:5]
     console.print(f"top features (gain): {', '.join(top)}")

@@ -206,6 +206,6 @@ def _recent_dense(sources: Sources, user: UserState, rows: Index) -> dict[str, A
     recent = user.recent[sources.has_vector[user.recent]]
     known = sources.has_vector[rows]
     if len(recent) and known.any():
-        sims = sources.vectors[recent] @ sources.vectors[rows[known]].T
+        sims = np.einsum("ij,kj->ik", sources.vectors[recent], sources.vectors[rows[known]])
         mean[known], top[known] = sims.mean(axis=0), sims.max(axis=0)
     return {"dense_recent_mean": mean, "dense_recent_max": top}

@@ -75,7 +75,7 @@ def two_way(users: Sequence[str], share: float, seed: int) -> tuple[set[str], se
 
 def held_out_metrics(
     sources: Sources, ranker: Ranker, judged: Mapping[str, Judged], users: set[str], depth: int
-) -> dict[str, float | int]:
+) -> dict[str, float | int | None]:
     """NDCG@10 and recall@10 of the latest event for `users`: the ranker over its candidates
     (a target not retrieved is a miss) and EASE over every item the user has not had."""
     ndcg = {"ranker": [], "collaborative": []}  # type: dict[str, list[float]]
@@ -101,10 +101,10 @@ def held_out_metrics(
             ndcg[name].append(100 / np.log2(rank + 1) if rank and rank <= 10 else 0.0)
             hits[name].append(100.0 if rank and rank <= 10 else 0.0)
     n = len(ndcg["ranker"])
-    found: dict[str, float | int] = {"users": n}
+    found: dict[str, float | int | None] = {"users": n}
     for name in ndcg:
-        found[f"{name}_ndcg@10"] = round(float(np.mean(ndcg[name])), 3) if n else float("nan")
-        found[f"{name}_recall@10"] = round(float(np.mean(hits[name])), 3) if n else float("nan")
+        found[f"{name}_ndcg@10"] = round(float(np.mean(ndcg[name])), 3) if n else None
+        found[f"{name}_recall@10"] = round(float(np.mean(hits[name])), 3) if n else None
     return found
 
 
@@ -142,7 +142,7 @@ def fit_production(
     timings["ranker_train_s"] = ranker.train_seconds
     metrics = held_out_metrics(train_sources, ranker, judged, metric_users, o.depth)
     metrics |= {"groups": len(groups.sizes), "trees": ranker.best_rounds,
-                "cv_ndcg@10": ranker.valid_ndcg10 or float("nan")}  # fmt: skip
+                "cv_ndcg@10": ranker.valid_ndcg10}  # fmt: skip
     step("refitting the serving sources on every event")
     t = time.perf_counter()
     serve = fit_sources(histories, catalog, o.sources, o.sequential, vectors)

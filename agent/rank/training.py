@@ -118,4 +118,3 @@ def build_groups(
     x = np.concatenate(xs) if xs else np.zeros((0, width), dtype=np.float32)
     y = np.concatenate(ys) if ys else np.zeros(0, dtype=np.float32)
     return Groups(x, y, sizes, users)
-
