@@ -4,13 +4,18 @@ imported everything."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 import textwrap
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agent.cli.choices import MIRRORS
 from tests.recommend_data import build_world
 
 HEAVY = (
@@ -18,7 +23,8 @@ HEAVY = (
     "sentence_transformers", "transformers", "chromadb", "matplotlib", "lightgbm", "scipy",
     "evals",
 )  # fmt: skip
-"""Top-level packages that take ~0.3-3 s each to import on these machines."""
+"""Top-level packages that take ~0.3-3 s each to import on these machines (the project rule's
+list, and the eval harness)."""
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,8 +117,9 @@ def test_recommend_without_the_rerank_loads_no_llm_stack(tmp_path: Path) -> None
     assert "chromadb" in data["loaded"]  # dense retrieval does use the item index
 
 
-def test_eval_protocol_option_lists_the_harness_protocols() -> None:
-    from agent.cli.eval_cmds import ProtocolName
-    from evals.protocols import Protocol
-
-    assert [p.value for p in ProtocolName] == [p.value for p in Protocol]
+@pytest.mark.parametrize("mirror", list(MIRRORS), ids=lambda m: m.__name__)
+def test_option_choices_mirror_their_source_enum(mirror: type[StrEnum]) -> None:
+    module, name = MIRRORS[mirror].split(":")
+    source = getattr(importlib.import_module(module), name)
+    assert [m.value for m in mirror] == [m.value for m in source]
+    assert [m.name for m in mirror] == [m.name for m in source]

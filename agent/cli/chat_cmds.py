@@ -20,8 +20,7 @@ from agent.cli.common import (
     print_result,
     server_errors,
 )
-from agent.cli.deferred import load_embedder, open_client, open_endpoint
-from agent.store.record import RecordStore
+from agent.cli.deferred import load_embedder, open_client, open_endpoint, record_at
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -66,7 +65,7 @@ def session(settings: Settings, user_id: str) -> Iterator[ChatSession]:
     from agent.store.profile_index import ProfileIndex
     from tools.context import ToolContext
 
-    with RecordStore.at(settings.data_dir) as record:
+    with record_at(settings.data_dir) as record:
         embedder = load_embedder(settings)
         index = ItemIndex(open_client(settings), embedder)
         if index.get_collection() is None:

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.segment import Segment
 
 from agent.cleantext import clean_text
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from agent.config import Settings
 
 ModelOpt = Annotated[
@@ -53,7 +54,7 @@ def llm_errors() -> tuple[type[Exception], ...]:
     return (*server_errors(), LLMUnavailableError)
 
 
-Shown = TypeVar("Shown", bound=BaseModel)
+Shown = TypeVar("Shown", bound="BaseModel")
 
 
 class CleanConsole(Console):
@@ -77,6 +78,8 @@ console = CleanConsole(stderr=True)
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings from env and defaults, with the CLI options that were given on top."""
+    from pydantic import ValidationError
+
     from agent.config import Settings
 
     given = {key: value for key, value in overrides.items() if value is not None}

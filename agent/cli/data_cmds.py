@@ -20,19 +20,16 @@ from rich.progress import (
 from rich.table import Table
 
 from agent.cli import fit_cmds
+from agent.cli.choices import EventName, FormatName, RowKind
 from agent.cli.common import DataDirOpt, JsonOpt, console, fail, make_settings, print_json
-from agent.cli.deferred import load_embedder, open_client
-from agent.ingest import Format, read_rows
-from agent.ingest.movielens100k import sample_dir
-from agent.ingest.pipeline import IngestOptions, IngestReport, StrictStop, ingest
-from agent.ingest.rows import FormatError, ReadContext
-from agent.ingest.tabular import Kind, TabularOptions
-from agent.schemas import EventType
-from agent.store.record import RecordStore
-from agent.store.stats import record_stats
+from agent.cli.deferred import load_embedder, open_client, record_at
 
 if TYPE_CHECKING:
     from agent.config import Settings
+    from agent.ingest import Format
+    from agent.ingest.pipeline import IngestReport
+    from agent.ingest.tabular import Kind, TabularOptions
+    from agent.schemas import EventType
     from agent.store.item_index import ItemIndex
 
 index_app = typer.Typer(help="Build the Chroma indexes from the record.", no_args_is_help=True)
@@ -63,7 +60,7 @@ def register(app: typer.Typer) -> None:
 
 
 def ingest_cmd(
-    format_name: Annotated[Format, typer.Argument(metavar="FORMAT", help="Input format.")],
+    format_choice: Annotated[FormatName, typer.Argument(metavar="FORMAT", help="Input format.")],
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Files or folders to read.", show_default=False)
     ] = None,
@@ -81,9 +78,9 @@ def ingest_cmd(
         bool,
         typer.Option("--create-items", help="Accept unknown item ids as items without metadata."),
     ] = False,
-    kind: Annotated[Kind, typer.Option("--kind", help="csv/jsonl: what the rows are.")] = (
-        Kind.INTERACTIONS
-    ),
+    kind_choice: Annotated[
+        RowKind, typer.Option("--kind", help="csv/jsonl: what the rows are.")
+    ] = RowKind.INTERACTIONS,
     mapping: Annotated[
         list[str] | None,
         typer.Option(
@@ -97,9 +94,9 @@ def ingest_cmd(
     delimiter: Annotated[
         str, typer.Option("--delimiter", help="csv: separator (',', 'tab', ';', '|').")
     ] = ",",
-    event_type: Annotated[
-        EventType, typer.Option("--event-type", help="csv/jsonl: type of rows without one.")
-    ] = EventType.RATING,
+    event_choice: Annotated[
+        EventName, typer.Option("--event-type", help="csv/jsonl: type of rows without one.")
+    ] = EventName.RATING,
     rating_min: Annotated[float, typer.Option("--rating-min", help="csv/jsonl.")] = 0.0,
     rating_max: Annotated[float, typer.Option("--rating-max", help="csv/jsonl.")] = 5.0,
     category_sep: Annotated[
@@ -113,6 +110,14 @@ def ingest_cmd(
 ) -> None:
     """Read interaction data into the record. Bad rows are rejected with file:line and a
     reason (see --rejects); duplicates are counted; a failed ingest changes nothing."""
+    from agent.ingest import Format, read_rows
+    from agent.ingest.pipeline import IngestOptions, StrictStop, ingest
+    from agent.ingest.rows import FormatError, ReadContext
+    from agent.ingest.tabular import Kind
+    from agent.schemas import EventType
+
+    format_name = Format(format_choice.value)
+    kind, event_type = Kind(kind_choice.value), EventType(event_choice.value)
     settings = make_settings(data_dir=data_dir)
     files = _input_paths(format_name, paths or [], sample)
     tabular = _tabular_options(
@@ -129,7 +134,7 @@ def ingest_cmd(
         rejects_path=rejects or _default_rejects(settings, format_name),
         create_items=create_items,
     )
-    with RecordStore.at(settings.data_dir) as store, _progress() as progress:
+    with record_at(settings.data_dir) as store, _progress() as progress:
         ctx = ReadContext(_file_progress(progress))
         try:
             report = ingest(
@@ -149,6 +154,9 @@ def ingest_cmd(
 
 
 def _input_paths(format_name: Format, paths: list[Path], sample: bool) -> list[Path]:
+    from agent.ingest import Format
+    from agent.ingest.movielens100k import sample_dir
+
     if sample:
         if format_name is not Format.MOVIELENS_100K or paths:
             fail("--sample takes no paths and only works with movielens-100k")
@@ -173,6 +181,9 @@ def _tabular_options(
     category_sep: str,
     time_unit: str,
 ) -> TabularOptions:
+    from agent.ingest.rows import FormatError
+    from agent.ingest.tabular import TabularOptions
+
     pairs: dict[str, str] = {}
     for entry in mapping:
         field, sep, column = entry.partition("=")
@@ -276,7 +287,7 @@ def index_items(
 ) -> None:
     """Embed items into the Chroma item collection; only new or changed items are embedded."""
     settings = _index_settings(data_dir, embedding_model, chroma_url)
-    with RecordStore.at(settings.data_dir) as store:
+    with record_at(settings.data_dir) as store:
         total = store.item_count()
         if total == 0:
             fail("the record has no items: run `personae ingest` first")
@@ -314,7 +325,7 @@ def store_check(
     from agent.store import consistency
 
     settings = _index_settings(data_dir, embedding_model, chroma_url)
-    with RecordStore.at(settings.data_dir) as store:
+    with record_at(settings.data_dir) as store:
         report = consistency.check(store, _item_index(settings))
     if as_json:
         print_json(report.to_dict())
@@ -353,7 +364,7 @@ def store_rebuild(
         if settings.chroma_url:
             fail("--reset only applies to the embedded store, not --chroma-url")
         consistency.reset_embedded_store(settings.data_dir)
-    with RecordStore.at(settings.data_dir) as store:
+    with record_at(settings.data_dir) as store:
         index = _item_index(settings)
         with _count_progress("rebuild items", store.item_count()) as advance:
             report = consistency.rebuild(store, index, advance)
@@ -367,8 +378,10 @@ def store_rebuild(
 
 def stats_cmd(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Counts, rating distribution, history-length percentiles and top categories."""
+    from agent.store.stats import record_stats
+
     settings = make_settings(data_dir=data_dir)
-    with RecordStore.at(settings.data_dir) as store:
+    with record_at(settings.data_dir) as store:
         stats = record_stats(store)
     if as_json:
         print_json(stats)

@@ -1,7 +1,8 @@
 """The heavy entry points commands call, imported on first call instead of at import.
 
 `personae --help` must not pay for LangChain, openai, vLLM, torch, sentence-transformers or
-Chroma (seconds on 2 cores), so command modules import from here, and these functions import
+Chroma (seconds on 2 cores), nor for the record's pydantic schemas (~0.2 s CPU), so command
+modules import from here, and these functions import
 the real thing when a command runs. Command modules keep them as module attributes, so tests
 replace them there (`monkeypatch.setattr(recommend_cmds, "load_embedder", ...)`).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,6 +21,14 @@ if TYPE_CHECKING:
     from agent.embeddings import Embedder
     from agent.runtime.endpoint import Endpoint
     from agent.runtime.structured import StructuredGenerator
+    from agent.store.record import RecordStore
+
+
+def record_at(data_dir: Path) -> RecordStore:
+    """The system of record under data_dir (its module loads the pydantic schemas)."""
+    from agent.store.record import RecordStore
+
+    return RecordStore.at(data_dir)
 
 
 def load_embedder(settings: Settings) -> Embedder:

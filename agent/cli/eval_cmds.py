@@ -7,7 +7,6 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agent.cli.choices import ProtocolName
 from agent.cli.common import (
     BaseUrlOpt,
     ConcurrencyOpt,
@@ -27,8 +27,7 @@ from agent.cli.common import (
     make_settings,
     print_json,
 )
-from agent.cli.deferred import load_embedder, open_client, open_generator
-from agent.store.record import RecordStore
+from agent.cli.deferred import load_embedder, open_client, open_generator, record_at
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -39,15 +38,6 @@ if TYPE_CHECKING:
     from evals.splits import Stage
     from evals.summary import RunSummary
     from evals.tune import BlendSweep
-
-
-class ProtocolName(StrEnum):
-    """`evals.protocols.Protocol` by value, for the options: importing the harness takes
-    seconds, so `--help` must not (a test checks both enums list the same values)."""
-
-    LLMRANK = "llmrank"
-    FULL = "full"
-    TWO_STAGE = "two-stage"
 
 
 eval_app = typer.Typer(
@@ -139,7 +129,7 @@ def run_eval(settings: Settings, options: RunOptions, show: bool) -> RunResult:
         check_backends(None, embedder, options.smoke)  # before any server is started
         with (
             llm(settings, options.use_llm, options.smoke) as generator,
-            RecordStore.at(settings.data_dir) as record,
+            record_at(settings.data_dir) as record,
             bar_progress(show) as progress,
         ):
             index = ItemIndex(open_client(settings), embedder)

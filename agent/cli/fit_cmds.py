@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agent.cli.common import DataDirOpt, JsonOpt, console, make_settings, print_json
-from agent.cli.deferred import load_embedder
-from agent.store.record import RecordStore
+from agent.cli.deferred import load_embedder, record_at
 
 if TYPE_CHECKING:
     from agent.config import Settings
     from agent.embeddings import Embedder
+    from agent.store.record import RecordStore
 
 
 @dataclass
@@ -48,7 +48,7 @@ def fit_popularity(settings: Settings, record: RecordStore) -> tuple[str, bool]:
     return str(ARTIFACT), refitted
 
 
-Fitter = Callable[["Settings", RecordStore], tuple[str, bool]]
+Fitter = Callable[["Settings", "RecordStore"], tuple[str, bool]]
 FITTERS: list[tuple[str, Fitter]] = [
     ("collaborative", fit_collaborative),
     ("popularity", fit_popularity),
@@ -102,7 +102,7 @@ def index_models(
     settings = make_settings(data_dir=data_dir)
     lines: list[FitLine] = []
     queries: dict[str, float] | None = None
-    with RecordStore.at(settings.data_dir) as record, _steps(len(FITTERS) + 1, True) as step:
+    with record_at(settings.data_dir) as record, _steps(len(FITTERS) + 1, True) as step:
         for name, fitter in FITTERS:
             started = time.perf_counter()
             label, refitted = fitter(settings, record)

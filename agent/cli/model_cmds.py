@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agent.cli.common import JsonOpt, ModelOpt, console, fail, make_settings, print_json
-from agent.config import Settings
 from agent.model_presets import PRESETS, Preset
+
+if TYPE_CHECKING:
+    from agent.config import Settings
 
 model_app = typer.Typer(help="List, prepare and inspect the LLM.", no_args_is_help=True)
 

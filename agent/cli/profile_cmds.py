@@ -24,17 +24,15 @@ from agent.cli.common import (
     make_settings,
     print_json,
 )
-from agent.cli.deferred import load_embedder, open_client, open_generator
+from agent.cli.deferred import load_embedder, open_client, open_generator, record_at
 from agent.cli.fit_cmds import warm_query_vectors
-from agent.profiles.diff import profile_diff
-from agent.profiles.facts import history_hash
-from agent.store.record import RecordStore
 
 if TYPE_CHECKING:
     from agent.config import Settings
     from agent.profiles.batch import BatchReport
     from agent.profiles.profiler import Profiler, ProfileRequest
     from agent.schemas.profile import UserProfile
+    from agent.store.record import RecordStore
 
 
 profile_app = typer.Typer(
@@ -82,7 +80,7 @@ def profile(
     settings = make_settings(
         model=model, base_url=base_url, concurrency=concurrency, data_dir=data_dir
     )
-    with RecordStore.at(settings.data_dir) as record:
+    with record_at(settings.data_dir) as record:
         profiler = Profiler(settings, record)
         if text is not None:
             ids = [user or fail("--text needs --user ID")]
@@ -222,7 +220,7 @@ def show(
     from agent.store.profiles import ProfileStore
 
     settings = make_settings(data_dir=data_dir)
-    with RecordStore.at(settings.data_dir) as record:
+    with record_at(settings.data_dir) as record:
         profiles = ProfileStore(record)
         current = profiles.get(user_id, version)
         if current is None:
@@ -235,6 +233,8 @@ def show(
             if before is None:
                 fail(f"user {user_id} has no version before {current.provenance.version}")
     if diff:
+        from agent.profiles.diff import profile_diff
+
         assert before is not None
         changes = profile_diff(before, current)
         if as_json:
@@ -320,7 +320,7 @@ def update(
     settings = make_settings(
         model=model, base_url=base_url, concurrency=concurrency, data_dir=data_dir
     )
-    with RecordStore.at(settings.data_dir) as record:
+    with record_at(settings.data_dir) as record:
         profiler = Profiler(settings, record)
         ids = stale_users(profiler, since)
         if not ids:
@@ -341,6 +341,8 @@ def update(
 
 def stale_users(profiler: Profiler, since: datetime | None) -> list[str]:
     """Profiled users whose history hash differs from their latest profile's."""
+    from agent.profiles.facts import history_hash
+
     stamps = profiler.profiles.latest_stamps()
     candidates = list(stamps)
     if since is not None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from agent.cli.choices import FeedbackName
 from agent.cli.common import (
     BaseUrlOpt,
     DataDirOpt,
@@ -21,9 +21,7 @@ from agent.cli.common import (
     print_json,
     print_result,
 )
-from agent.cli.deferred import load_embedder, open_client, open_generator
-from agent.recommend.signals import FeedbackLabel
-from agent.store.record import RecordStore
+from agent.cli.deferred import load_embedder, open_client, open_generator, record_at
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -70,7 +68,7 @@ def recommender(settings: Settings, generator: StructuredGenerator | None) -> It
     from agent.store.item_index import ItemIndex
     from agent.store.query_vectors import CachedEmbedder, cache_folder
 
-    with RecordStore.at(settings.data_dir) as record:
+    with record_at(settings.data_dir) as record:
         embedder = CachedEmbedder(load_embedder(settings), cache_folder(settings.data_dir))
         index = ItemIndex(open_client(settings), embedder)
         if index.get_collection() is None:
@@ -125,6 +123,8 @@ def recommend_cmd(
         if generator is None:
             result = rec.recommend(user_id, k, chosen, rerank_with_llm=False)
         else:
+            import asyncio
+
             result = asyncio.run(rec.arecommend(user_id, k, chosen))
     print_result(result, as_json, show_recommendations)
 
@@ -210,7 +210,7 @@ def feedback_cmd(
     user_id: UserArg,
     item_id: Annotated[str, typer.Argument(metavar="ITEM", help="The item.")],
     label: Annotated[
-        FeedbackLabel, typer.Argument(metavar="LABEL", help="liked|disliked|clicked|dismissed")
+        FeedbackName, typer.Argument(metavar="LABEL", help="liked|disliked|clicked|dismissed")
     ],
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
@@ -219,11 +219,12 @@ def feedback_cmd(
     liked/clicked count as interest for the collaborative model; the profile becomes stale,
     so `personae update` folds the feedback in."""
     from agent.recommend.feedback import FeedbackTargetError, record_feedback
+    from agent.recommend.signals import FeedbackLabel
 
     settings = make_settings(data_dir=data_dir)
-    with RecordStore.at(settings.data_dir) as record:
+    with record_at(settings.data_dir) as record:
         try:
-            event = record_feedback(record, user_id, item_id, label)
+            event = record_feedback(record, user_id, item_id, FeedbackLabel(label.value))
         except FeedbackTargetError as err:
             fail(str(err).strip("'\""))
     if as_json:

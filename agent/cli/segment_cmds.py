@@ -19,10 +19,7 @@ from agent.cli.common import (
     make_settings,
     print_json,
 )
-from agent.cli.deferred import load_embedder, open_client, open_generator
-from agent.store.profiles import ProfileStore
-from agent.store.record import RecordStore
-from agent.store.segments import SegmentRun, SegmentStore
+from agent.cli.deferred import load_embedder, open_client, open_generator, record_at
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -30,6 +27,9 @@ if TYPE_CHECKING:
     from agent.schemas.profile import UserProfile
     from agent.store.forget import ForgetReport
     from agent.store.profile_index import ProfileIndex
+    from agent.store.profiles import ProfileStore
+    from agent.store.record import RecordStore
+    from agent.store.segments import SegmentRun, SegmentStore
 
 SHOWN_INTERESTS = 4
 
@@ -62,8 +62,10 @@ def segments_cmd(
 
     Examples: personae segments --k 8 | personae segments --k 8 --seed 1 --no-names |
     personae segments (show the latest run)."""
+    from agent.store.segments import SegmentStore
+
     settings = make_settings(model=model, base_url=base_url, data_dir=data_dir)
-    with RecordStore.at(settings.data_dir) as record:
+    with record_at(settings.data_dir) as record:
         store = SegmentStore(record)
         if k is None:
             run, timing = _latest_run(store), None
@@ -85,6 +87,7 @@ def _new_run(
     settings: Settings, record: RecordStore, k: int, seed: int, names: bool
 ) -> tuple[SegmentRun, dict[str, Any]]:
     from agent.profiles import segments as seg
+    from agent.store.profiles import ProfileStore
 
     started = time.perf_counter()
     try:
@@ -180,8 +183,10 @@ def similar_cmd(
 ) -> None:
     """The users whose profiles are nearest to USER's (cosine over profile vectors), with the
     interests and history categories they share."""
+    from agent.store.profiles import ProfileStore
+
     settings = make_settings(data_dir=data_dir)
-    with RecordStore.at(settings.data_dir) as record:
+    with record_at(settings.data_dir) as record:
         store = ProfileStore(record)
         profile = _profile_or_fail(record, store, user_id)
         rows = nearest(store, profile_index(settings), profile, n)
@@ -274,7 +279,7 @@ def forget_cmd(
     if orphans == (user_id is not None):
         fail("give a USER, or --orphans (not both)")
     settings = make_settings(data_dir=data_dir)
-    with RecordStore.at(settings.data_dir) as record:
+    with record_at(settings.data_dir) as record:
         client = open_client(settings)
         if user_id is None:
             _forget_orphans(record, client, yes, as_json)
