@@ -268,7 +268,9 @@ class Recommender:
                 exclude=exclude,
                 allow=allow,
             )
-        if (ranker := self.ranker()) is not None:
+        with timed(timings, "ranker_load_s"):  # once per Recommender (torch, lightgbm, files)
+            ranker = self.ranker()
+        if ranker is not None:
             from agent.rank.serve import ranked_fusion
 
             with timed(timings, "rank_s"):
