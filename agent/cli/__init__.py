@@ -11,6 +11,7 @@ from agent.cli import (
     model_cmds,
     notices,
     profile_cmds,
+    rank_cmds,
     recommend_cmds,
     runtime_cmds,
     segment_cmds,
@@ -38,3 +39,4 @@ segment_cmds.register(app)
 recommend_cmds.register(app)
 chat_cmds.register(app)
 eval_cmds.register(app)
+rank_cmds.register(app)

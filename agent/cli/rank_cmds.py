@@ -1,7 +1,7 @@
 """`personae rank fit`: train the learned ranker that `personae recommend` uses when present.
 
-lightgbm, torch and the numpy-heavy rank modules are imported inside the command, so
-`personae --help` never loads them."""
+lightgbm, torch, the record and the numpy-heavy rank modules are imported inside the command,
+so `personae --help` never loads them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 
 from agent.cli.common import DataDirOpt, JsonOpt, console, fail, make_settings, print_json
-from agent.store.record import RecordStore
 
 rank_app = typer.Typer(
     help="The learned ranker (LightGBM LambdaRank over every retriever's score and rank, "
@@ -52,6 +51,7 @@ def fit_cmd(
     from agent.recommend.sequential import SasRecParams
     from agent.store.chroma import open_client
     from agent.store.item_index import ItemIndex
+    from agent.store.record import RecordStore
 
     started = time.perf_counter()
     s = make_settings(data_dir=data_dir)
