@@ -128,16 +128,26 @@ def prepare_preset(settings: Settings, preset: Preset, force: bool = False) -> P
 
 
 def _convert_gguf(gguf: Path, out: Path, dtype: str) -> None:
+    """Dequantize into `dtype` with one copy of the weights in memory at a time: the GGUF
+    loader gives float32 tensors (6 GB for the 1.5B), each is cast in place before the model
+    is built in `dtype`. Building a float32 model beside them peaked near 15 GB, and the
+    kernel killed the conversion on a 24 GB machine with a vLLM server running."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
+    torch_dtype = getattr(torch, dtype)
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
-    checkpoint = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=skeleton)
-    model = AutoModelForCausalLM.from_config(config)
-    missing, unexpected = model.load_state_dict(checkpoint["tensors"], strict=False)
+    tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=skeleton)[
+        "tensors"
+    ]
+    for name in list(tensors):
+        tensors[name] = tensors[name].to(torch_dtype)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    del tensors
     if getattr(config, "tie_word_embeddings", False):
         missing = [k for k in missing if k != "lm_head.weight"]  # tied to the input embeddings
     if missing or unexpected:
@@ -145,7 +155,6 @@ def _convert_gguf(gguf: Path, out: Path, dtype: str) -> None:
             f"GGUF conversion of {gguf} mismatched: missing {missing}, unexpected {unexpected}"
         )
     model.tie_weights()
-    model = model.to(getattr(torch, dtype))
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
 
