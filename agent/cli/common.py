@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="'default' (packaged SmolLM2), a Hugging Face id or a folder."),
+    typer.Option(
+        "--model",
+        help="A preset (default, small, tiny: `personae model list`), a Hugging Face id or folder.",
+    ),
 ]
 BaseUrlOpt = Annotated[
     str | None,

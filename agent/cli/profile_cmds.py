@@ -124,6 +124,7 @@ def _natural(user_id: str) -> tuple[int, str]:
 
 
 def print_prompt(prepare: Any, user_id: str) -> None:
+    from agent.cleantext import clean_text
     from agent.profiles.profiler import UnknownUserError
 
     try:
@@ -133,17 +134,19 @@ def print_prompt(prepare: Any, user_id: str) -> None:
     ref = request.prompt.ref
     console.print(f"[bold]prompt {ref.id} v{ref.version}[/] ({ref.hash[:12]}) for {user_id}")
     for message in request.prompt.messages:
-        typer.echo(f"--- {message.role} ---\n{message.content}")
+        typer.echo(clean_text(f"--- {message.role} ---\n{message.content}"))  # terminal-safe
 
 
 def run_batch(
     settings: Settings, profiler: Profiler, ids: list[str], prepare: Any, force: bool
 ) -> BatchReport:
     from agent.profiles.batch import BatchProfiler, FailureLog, failures_path
+    from agent.profiles.grounding import SemanticJudge
     from agent.store.profile_index import ProfileIndex
 
     failures = FailureLog(failures_path(settings.data_dir, "profile"))
     embedder = load_embedder(settings)
+    profiler.judge = profiler.judge or SemanticJudge(embedder)  # topics judged semantically
     index = ProfileIndex(open_client(settings), embedder)
     try:
         with open_generator(settings) as generator, batch_progress(len(ids)) as advance:
