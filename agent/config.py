@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         "profiles: 0.5 turned repetition loops into gibberish and doubled tokens (bounded text "
         "fields already end the loops), so the default is 0.",
     )
+    profile_prompt_version: int | None = Field(
+        None,
+        ge=1,
+        description="Version of prompts/profile.v<N>.toml for full profiles (default: the "
+        "newest). For before/after comparisons, e.g. 2 with the tiny model.",
+    )
     profile_history_tokens: int = Field(
         800, ge=100, description="Token budget for history lines in a profile prompt."
     )
@@ -136,6 +142,24 @@ class Settings(BaseSettings):
         1,
         ge=1,
         description="Re-rank this many orderings of the candidates, summed (position bias).",
+    )
+    rerank_mode: Literal["scored", "generate"] = Field(
+        "scored",
+        description="'scored': each candidate's score is the next-token log-probability of "
+        "its one-letter label (one prefill per order, no decoding, no grammar). 'generate': "
+        "the model writes a ranked list with reasons (for big models, and for comparison).",
+    )
+    rerank_score_shuffles: int = Field(
+        3,
+        ge=1,
+        description="Scored re-rank: candidate orders scored and averaged (LLMRank uses 3); "
+        "each is one prefill, the shared profile and history served from the prefix cache.",
+    )
+    rerank_top_logprobs: int = Field(
+        20,
+        ge=1,
+        description="Scored re-rank: top log-probs asked for (vLLM's --max-logprobs, default "
+        "20, caps it); a label outside them scores as the lowest returned.",
     )
     rerank_blend: float = Field(
         0.5, ge=0, le=1,

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from agent.profiles.profiler import Profiler, ProfileRequest
 from agent.prompts import PromptRef, RenderedPrompt
 from agent.recommend.rerank import RerankOutcome, RerankRequest, arerank
+from agent.recommend.scored import ScoreRequest, aggregate_scores
+from agent.runtime.label_probe import LabelProbe, ProbeResult
 from agent.runtime.structured import (
     Generated,
     GenerationMeta,
@@ -59,6 +61,10 @@ class RerankResult(BaseModel):
     reasks: int
     latency_s: float
     dropped: int
+    mode: str = "generate"
+    scores: dict[str, float] = {}
+    """Scored mode: mean label log-probability per candidate."""
+    missing_labels: int = 0
     cached: bool = False
 
     @property
@@ -91,9 +97,21 @@ def prompt_payload(prompt: RenderedPrompt) -> list[dict[str, str]]:
     return [m.model_dump() for m in prompt.messages]
 
 
+class ProbeRecord(BaseModel):
+    """One cached label probe (one prompt of a scored re-rank)."""
+
+    logprobs: dict[str, float]
+    floor: float
+    tokens_in: int
+    latency_s: float
+
+
 class LLMStages:
-    def __init__(self, generator: StructuredGenerator, cache: JsonlCache) -> None:
+    def __init__(
+        self, generator: StructuredGenerator, cache: JsonlCache, probe: LabelProbe | None = None
+    ) -> None:
         self.generator = generator
+        self.probe = probe
         self.cache = cache
         self.profile_stats = StageStats()
         self.rerank_stats = StageStats()
@@ -215,6 +233,99 @@ class LLMStages:
                     group.create_task(one(user_id, request, key))
         except ExceptionGroup as failed:  # e.g. the server went away: raise it plainly
             raise failed.exceptions[0] from failed
+
+    # -- scored re-rank ----------------------------------------------------------------------
+
+    def probe_key(self, prompt: RenderedPrompt, labels: list[str], top: int) -> str:
+        """Per prompt, not per user: S = 1 reuses the first order of an S = 3 run."""
+        return cache_key(
+            {
+                "stage": "label-probe",
+                "model": self.generator.model_name,
+                "messages": prompt_payload(prompt),
+                "labels": labels,
+                "top_logprobs": top,
+            }
+        )
+
+    def scored(
+        self, requests: Mapping[str, ScoreRequest], advance: Advance
+    ) -> dict[str, RerankResult]:
+        if self.probe is None:
+            raise RuntimeError("scored re-rank needs a label probe")
+        results: dict[str, RerankResult] = {}
+        started = time.monotonic()
+        computed = asyncio.run(self._score_all(self.probe, requests, results, advance))
+        if computed:
+            self.rerank_stats.seconds += time.monotonic() - started
+        return results
+
+    async def _score_all(
+        self,
+        probe: LabelProbe,
+        requests: Mapping[str, ScoreRequest],
+        results: dict[str, RerankResult],
+        advance: Advance,
+    ) -> int:
+        semaphore = asyncio.Semaphore(self.generator.settings.concurrency)
+        computed = 0
+
+        async def one_probe(prompt: RenderedPrompt, labels: list[str]) -> tuple[ProbeResult, bool]:
+            key = self.probe_key(prompt, labels, probe.top_logprobs)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return ProbeResult(**ProbeRecord.model_validate(hit).model_dump()), True
+            async with semaphore:
+                made = await probe.aprobe(prompt, labels)
+            record = ProbeRecord(
+                logprobs=made.logprobs,
+                floor=made.floor,
+                tokens_in=made.tokens_in,
+                latency_s=round(made.latency_s, 3),
+            )
+            self.cache.put(key, record.model_dump(mode="json"))
+            return made, False
+
+        async def one(user_id: str, request: ScoreRequest) -> None:
+            nonlocal computed
+            # the first order alone, then the rest: they reuse its prefix from vLLM's cache
+            # (requests in flight together cannot share blocks not yet computed)
+            first = await one_probe(request.prompts[0], request.labels)
+            rest = await asyncio.gather(
+                *(one_probe(p, request.labels) for p in request.prompts[1:])
+            )
+            found = [first, *rest]
+            outcome = aggregate_scores(request, [probe for probe, _ in found])
+            cached = all(hit for _, hit in found)
+            results[user_id] = scored_result(user_id, request, outcome, cached)
+            if cached:
+                self.rerank_stats.cached += 1
+            else:
+                computed += 1
+                self.rerank_stats.computed += 1
+                self.rerank_stats.latencies.append(outcome.latency_s)
+            advance()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for user_id, request in requests.items():
+                    group.create_task(one(user_id, request))
+        except ExceptionGroup as failed:  # e.g. the server went away: raise it plainly
+            raise failed.exceptions[0] from failed
+        return computed
+
+
+def scored_result(
+    user_id: str, request: ScoreRequest, outcome: RerankOutcome, cached: bool
+) -> RerankResult:
+    return RerankResult(
+        user_id=user_id, shown=request.orders[0], picks_requested=len(request.candidates),
+        llm_ranks=outcome.llm_ranks, picks={}, runs=outcome.runs, failed_runs=0, errors=[],
+        prompt=outcome.prompt, tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out,
+        attempts=outcome.attempts, reasks=0, latency_s=round(outcome.latency_s, 3), dropped=0,
+        mode="scored", scores=outcome.scores, missing_labels=outcome.missing_labels,
+        cached=cached,
+    )  # fmt: skip
 
 
 def to_result(user_id: str, request: RerankRequest, outcome: RerankOutcome) -> RerankResult:

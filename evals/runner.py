@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -30,6 +31,8 @@ from agent.recommend.dense import profile_query_text
 from agent.recommend.filters import load_item_meta
 from agent.recommend.popularity import fit_popularity
 from agent.recommend.rerank import RerankRequest, prepare_rerank
+from agent.recommend.scored import ScoreRequest, prepare_scored
+from agent.runtime.label_probe import LABELS, check_labels, probe_for
 from agent.runtime.structured import StructuredGenerator
 from agent.schemas import Interaction, Item
 from agent.store.item_index import ItemIndex
@@ -85,6 +88,7 @@ class RunOptions(BaseModel):
     seed: int = 0
     stage: Stage = Stage.TEST
     shuffles: int = Field(1, ge=1)
+    rerank_mode: Literal["scored", "generate"] = "scored"
     blend: float = Field(0.5, ge=0, le=1)
     use_llm: bool = True
     rank: bool = True
@@ -174,7 +178,8 @@ class Runner:
         self.stages: LLMStages | None = None
         if ctx.generator is not None and options.use_llm:
             cache = JsonlCache(options.cache_dir / "llm-cache.jsonl")
-            self.stages = LLMStages(ctx.generator, cache)
+            probe = probe_for(ctx.generator) if options.rerank_mode == "scored" else None
+            self.stages = LLMStages(ctx.generator, cache, probe)
         self.system_seconds: dict[str, dict[str, float]] = {}
         self.ranking: Ranking | None = None
 
@@ -259,17 +264,27 @@ class Runner:
         advance = self.progress("profiles (training prefix)", len(requests))
         return self.stages.profiles(profiler, requests, advance)
 
-    def rerank_request(
-        self, split: UserSplit, profile: ProfileResult | None, shown: list[str], prep: Prepared
-    ) -> RerankRequest | None:
-        if profile is None or profile.profile is None:
-            return None
-        s = self.ctx.settings
+    def rerank_items(self, split: UserSplit, shown: list[str], prep: Prepared) -> dict[str, Item]:
         items = {i: prep.items[i] for i in (*shown, *(e.item_id for e in split.history))
                  if i in prep.items}  # fmt: skip
         for i in shown:
             if i not in items and (item := self.ctx.record.get_item(i)) is not None:
                 items[i] = prep.items[i] = item
+        return items
+
+    def rerank_request(
+        self, split: UserSplit, profile: ProfileResult | None, shown: list[str], prep: Prepared
+    ) -> RerankRequest | ScoreRequest | None:
+        if profile is None or profile.profile is None:
+            return None
+        s = self.ctx.settings
+        items = self.rerank_items(split, shown, prep)
+        if self.options.rerank_mode == "scored":
+            return prepare_scored(
+                split.user_id, profile.profile, list(split.history), items, shown,
+                shuffles=self.options.shuffles, history_events=s.rerank_history_events,
+                seed=self.options.seed,
+            )  # fmt: skip
         return prepare_rerank(
             split.user_id, profile.profile, list(split.history), items, shown,
             picks=min(s.eval_rerank_picks, len(shown)), shuffles=self.options.shuffles,
@@ -281,16 +296,24 @@ class Runner:
         self, label: str, shown: dict[str, list[str]], prep: Prepared,
         profiles: dict[str, ProfileResult],
     ) -> dict[str, RerankResult]:  # fmt: skip
-        if self.stages is None:
+        if self.stages is None or self.ctx.generator is None:
             return {}
-        requests = {}
+        scored: dict[str, ScoreRequest] = {}
+        generated: dict[str, RerankRequest] = {}
         for user_id, candidates in shown.items():
             split = prep.data.splits[user_id]
             request = self.rerank_request(split, profiles.get(user_id), candidates, prep)
-            if request is not None:
-                requests[user_id] = request
-        advance = self.progress(f"re-rank ({label})", len(requests))
-        return self.stages.reranks(requests, advance)
+            if isinstance(request, ScoreRequest):
+                scored[user_id] = request
+            elif request is not None:
+                generated[user_id] = request
+        mode = self.options.rerank_mode
+        advance = self.progress(f"re-rank ({label}, {mode})", len(scored) + len(generated))
+        if scored:
+            widest = max(len(r.candidates) for r in scored.values())
+            check_labels(self.ctx.generator, LABELS[:widest])
+            return self.stages.scored(scored, advance)
+        return self.stages.reranks(generated, advance)
 
     # -- protocols ---------------------------------------------------------------------------
 

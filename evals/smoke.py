@@ -66,6 +66,27 @@ def chat_result(content: str, tokens_in: int, tokens_out: int) -> ChatResult:
     return ChatResult(generations=[ChatGeneration(message=message)])
 
 
+def label_probe_result(prompt: str, top: int) -> ChatResult:
+    """A one-token reply with `top` log-probs over the letters A-Z, each letter's value a
+    hash of (prompt, letter): what a label probe reads, deterministic and input-dependent."""
+
+    def logprob(letter: str) -> float:
+        digest = hashlib.blake2b(f"{prompt}|{letter}".encode(), digest_size=4).digest()
+        return -round(int.from_bytes(digest, "big") / 2**32 * 10, 4)
+
+    ranked = sorted((logprob(c), c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")[::-1][:top]
+    entries = [{"token": c, "logprob": v, "bytes": list(c.encode())} for v, c in ranked]
+    usage = UsageMetadata(input_tokens=len(prompt) // 4, output_tokens=1,
+                          total_tokens=len(prompt) // 4 + 1)  # fmt: skip
+    first = entries[0]
+    message = AIMessage(
+        content=str(first["token"]),
+        usage_metadata=usage,
+        response_metadata={"logprobs": {"content": [first | {"top_logprobs": entries}]}},
+    )
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
 class SmokeChatModel(ReplyChatModel):
     @property
     def _llm_type(self) -> str:
@@ -73,6 +94,8 @@ class SmokeChatModel(ReplyChatModel):
 
     def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
         prompt = prompt_text(messages)
+        if "response_format" not in kwargs and kwargs.get("logprobs"):
+            return label_probe_result(prompt, int(kwargs.get("top_logprobs") or 1))
         schema = kwargs["response_format"]["json_schema"]["schema"]
         content = json.dumps(self.filler(schema, prompt).fill(schema))
         return chat_result(content, len(prompt) // 4, len(content) // 4)

@@ -111,13 +111,15 @@ def run(
     return execute(ctx, options)
 
 
+@pytest.mark.parametrize("mode", ["scored", "generate"])
 def test_held_out_item_never_reaches_a_profile_prompt_or_a_history(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, mode: str
 ) -> None:
     """Every user's held-out item is one nobody else has: it may appear in a prompt only as a
     candidate (that is the protocol), never in a profile prompt, a profile block or a history."""
     model = RecordingSmoke()
-    result = run(world, tmp_path, model, protocols=[Protocol.LLMRANK, Protocol.TWO_STAGE])
+    result = run(world, tmp_path, model, protocols=[Protocol.LLMRANK, Protocol.TWO_STAGE],
+                 rerank_mode=mode)  # fmt: skip
     records = load_records(result.run_dir)
     assert records and all(r.target == f"h{r.user_id[1:]}" for r in records)
     assert len(model._prompts) >= 2 * len(records)
@@ -128,7 +130,9 @@ def test_held_out_item_never_reaches_a_profile_prompt_or_a_history(
             head, rest = prompt.split("<candidates>\n", 1)
             block, tail = rest.split("</candidates>", 1)
             outside = head + tail
-            shown_as_candidate += sum(f"[{r.target}]" in block for r in records)
+            shown_as_candidate += sum(  # generate shows ids, scored labels the titles
+                f"[{r.target}]" in block or f"Heldout{r.user_id[1:]} " in block for r in records
+            )
         for record in records:
             title = f"Heldout{record.user_id[1:]} "
             assert f"[{record.target}]" not in outside and title not in outside
@@ -163,7 +167,7 @@ def test_same_seed_same_candidates_and_non_llm_metrics(world: World, tmp_path: P
 
 
 def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Path) -> None:
-    result = run(world, tmp_path, shuffles=2)
+    result = run(world, tmp_path, shuffles=2, rerank_mode="generate")
     names = {"llmrank", "full", "two-stage"}
     assert set(result.summary.protocols) == names
     llmrank = result.summary.protocols["llmrank"].systems
@@ -194,6 +198,29 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
         candidates = record.protocols["llmrank"].candidates
         assert len(candidates) == 20 and record.target in candidates
         assert record.protocols["llmrank"].rerank.runs == 2  # type: ignore[union-attr]
+
+
+def test_scored_rerank_keeps_every_score_and_reuses_probes_across_shuffle_counts(
+    world: World, tmp_path: Path
+) -> None:
+    """Scored mode: one one-token probe per order, a score for every candidate, and S = 1
+    after S = 3 answered from the probe cache (its one order is the first of the three)."""
+    model = RecordingSmoke()
+    three = run(world, tmp_path, model, protocols=[Protocol.LLMRANK], shuffles=3, out="s3")
+    records = load_records(three.run_dir)
+    for record in records:
+        rerank = record.protocols["llmrank"].rerank
+        assert rerank is not None and rerank.mode == "scored" and rerank.runs == 3
+        assert rerank.tokens_out == 3 and not rerank.picks
+        assert set(rerank.scores) == set(record.protocols["llmrank"].candidates)
+        assert sorted(rerank.llm_ranks.values()) == list(range(1, 21))
+        best = max(rerank.scores, key=lambda i: rerank.scores[i])
+        assert rerank.llm_ranks[best] == 1
+    sent = len(model._prompts)
+    one = run(world, tmp_path, model, protocols=[Protocol.LLMRANK], shuffles=1, out="s1")
+    assert len(model._prompts) == sent  # every probe came from the cache
+    first = {r.user_id: r.protocols["llmrank"].rerank for r in load_records(one.run_dir)}
+    assert all(r is not None and r.runs == 1 and r.cached for r in first.values())
 
 
 def test_fake_backends_are_refused_without_smoke(world: World, tmp_path: Path) -> None:

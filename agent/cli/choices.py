@@ -63,3 +63,10 @@ MIRRORS: dict[type[StrEnum], str] = {
     ProtocolName: "evals.protocols:Protocol",
 }
 """Each mirror and the `module:Enum` it copies (what the test compares)."""
+
+
+class RerankModeName(StrEnum):
+    """`Settings.rerank_mode`."""
+
+    SCORED = "scored"
+    GENERATE = "generate"

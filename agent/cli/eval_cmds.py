@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.cli.choices import ProtocolName
+from agent.cli.choices import ProtocolName, RerankModeName
 from agent.cli.common import (
     BaseUrlOpt,
     ConcurrencyOpt,
@@ -58,7 +58,21 @@ UserIdsOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of users, candidates and bootstrap.")]
 ShufflesOpt = Annotated[
-    int, typer.Option("--shuffles", min=1, help="LLM re-rank orders per user, summed (3: LLMRank).")
+    int | None,
+    typer.Option(
+        "--shuffles",
+        min=1,
+        help="LLM re-rank orders per user, averaged (LLMRank: 3). Default: the setting of "
+        "the mode (rerank_score_shuffles=3 scored, rerank_shuffles=1 generate).",
+    ),
+]
+RerankModeOpt = Annotated[
+    RerankModeName | None,
+    typer.Option(
+        "--rerank-mode",
+        help="scored: label log-probs, one prefill per order; generate: the model writes a "
+        "ranked list with reasons. Default: the rerank_mode setting (scored).",
+    ),
 ]
 NoLlmOpt = Annotated[
     bool, typer.Option("--no-llm", help="Non-LLM systems only (no profiles, no re-rank).")
@@ -151,7 +165,14 @@ def options_for(settings: Settings, stage: Stage, **given: object) -> RunOptions
 
     out = given.pop("out") or settings.data_dir / "evals"
     cache = given.pop("cache_dir") or settings.data_dir / "evals" / "cache"
-    return RunOptions(stage=stage, out_dir=out, cache_dir=cache, **given)
+    chosen = given.pop("rerank_mode", None)
+    mode = settings.rerank_mode if chosen is None else str(chosen)
+    default_shuffles = (
+        settings.rerank_score_shuffles if mode == "scored" else settings.rerank_shuffles
+    )
+    shuffles = given.pop("shuffles", None) or default_shuffles
+    return RunOptions(stage=stage, out_dir=out, cache_dir=cache, rerank_mode=mode,
+                      shuffles=shuffles, **given)  # fmt: skip
 
 
 @eval_app.command("run")
@@ -160,11 +181,19 @@ def run_cmd(
     users: UsersOpt = 200,
     user_ids: UserIdsOpt = None,
     seed: SeedOpt = 0,
-    shuffles: ShufflesOpt = 1,
+    shuffles: ShufflesOpt = None,
+    rerank_mode: RerankModeOpt = None,
     blend: Annotated[
         float | None, typer.Option("--blend", min=0, max=1, help="LLM weight (default setting).")
     ] = None,
     no_llm: NoLlmOpt = False,
+    no_rank: Annotated[
+        bool,
+        typer.Option(
+            "--no-rank",
+            help="Skip the sequential model and the learned rankers (their fits take minutes).",
+        ),
+    ] = False,
     smoke: SmokeOpt = False,
     out: OutOpt = None,
     cache_dir: CacheOpt = None,
@@ -187,9 +216,9 @@ def run_cmd(
     protocols = [Protocol(p.value) for p in protocol or [ProtocolName.LLMRANK]]
     options = options_for(
         settings, Stage.TEST, protocols=protocols, users=users,
-        user_ids=ids(user_ids), seed=seed, shuffles=shuffles,
+        user_ids=ids(user_ids), seed=seed, shuffles=shuffles, rerank_mode=rerank_mode,
         blend=settings.rerank_blend if blend is None else blend, use_llm=not no_llm,
-        smoke=smoke, out=out, cache_dir=cache_dir,
+        rank=not no_rank, smoke=smoke, out=out, cache_dir=cache_dir,
     )  # fmt: skip
     result = run_eval(settings, options, show=not as_json)
     if as_json:
@@ -267,7 +296,8 @@ def tune_blend_cmd(
     ] = ProtocolName.LLMRANK,
     users: UsersOpt = 200,
     seed: SeedOpt = 0,
-    shuffles: ShufflesOpt = 1,
+    shuffles: ShufflesOpt = None,
+    rerank_mode: RerankModeOpt = None,
     smoke: SmokeOpt = False,
     out: OutOpt = None,
     cache_dir: CacheOpt = None,
@@ -292,7 +322,8 @@ def tune_blend_cmd(
                              concurrency=concurrency)  # fmt: skip
     options = options_for(
         settings, Stage.VALIDATION, protocols=[protocol], users=users, seed=seed,
-        shuffles=shuffles, blend=settings.rerank_blend, use_llm=True, smoke=smoke, out=out,
+        shuffles=shuffles, rerank_mode=rerank_mode, blend=settings.rerank_blend, use_llm=True,
+        smoke=smoke, out=out,
         cache_dir=cache_dir,
     )  # fmt: skip
     result = run_eval(settings, options, show=not as_json)

@@ -111,7 +111,7 @@ class Profiler:
         facts = compute_facts(history, items, self.newest_event())
         budget = self.settings.profile_history_tokens
         context = history_context(self.recent(history), items, facts, budget)
-        prompt = load_prompt("profile").render(
+        prompt = load_prompt("profile", self.settings.profile_prompt_version).render(
             facts=facts_text(facts),
             activity=facts_text(facts, categories=False),
             lines=context.lines,

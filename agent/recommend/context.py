@@ -23,19 +23,22 @@ def untrusted(text: str, max_chars: int = TITLE_CHARS) -> str:
     return clean if len(clean) <= max_chars else clean[:max_chars].rstrip() + "..."
 
 
-def item_line(item: Item) -> str:
-    """`[id] Title (year) | Cat, Cat`"""
+def item_line(item: Item, with_id: bool = True) -> str:
+    """`[id] Title (year) | Cat, Cat` (without the `[id] ` for prompts that label items)."""
     title = untrusted(item.title)
     year = f" ({item.year})" if item.year and f"({item.year})" not in title else ""
-    line = f"[{item.item_id}] {title}{year}"
+    line = f"[{item.item_id}] {title}{year}" if with_id else f"{title}{year}"
     if item.categories:
         line += " | " + ", ".join(untrusted(c, 30) for c in item.categories[:4])
     return line
 
 
-def history_line(event: Interaction, item: Item | None) -> str:
+def history_line(event: Interaction, item: Item | None, with_id: bool = True) -> str:
     """An item line plus what the user did: `rated 4`, `feedback disliked`, `click`."""
-    line = item_line(item) if item else f"[{event.item_id}] (unknown item)"
+    if item is None:
+        line = f"[{event.item_id}] (unknown item)" if with_id else "(unknown item)"
+    else:
+        line = item_line(item, with_id)
     label = feedback_label(event)
     if event.rating is not None:
         line += f" | rated {event.rating:g}"
@@ -47,11 +50,14 @@ def history_line(event: Interaction, item: Item | None) -> str:
 
 
 def history_lines(
-    history: Sequence[Interaction], items: Mapping[str, Item], limit: int
+    history: Sequence[Interaction],
+    items: Mapping[str, Item],
+    limit: int,
+    with_id: bool = True,
 ) -> tuple[list[str], list[str]]:
     """Lines for the `limit` most recent events (oldest first) and the item ids they show."""
     recent = list(history[-limit:]) if limit else []
-    lines = [history_line(e, items.get(e.item_id)) for e in recent]
+    lines = [history_line(e, items.get(e.item_id), with_id) for e in recent]
     return lines, list(dict.fromkeys(e.item_id for e in recent))
 
 

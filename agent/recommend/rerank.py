@@ -127,6 +127,11 @@ class RerankOutcome:
     dropped: int = 0
     """Picks discarded at aggregation (repeats, ids outside the candidates) from replies kept
     by `salvage` after the re-asks ran out."""
+    mode: Literal["generate", "scored"] = "generate"
+    scores: dict[str, float] = field(default_factory=dict)
+    """Scored mode: each candidate's mean label log-probability (higher is better)."""
+    missing_labels: int = 0
+    """Scored mode: (candidate, order) pairs whose label was not among the top log-probs."""
 
 
 def prepare_rerank(
