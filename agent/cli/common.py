@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console, ConsoleOptions, RenderableType
+from rich.markup import escape
 from rich.segment import Segment
 
 from agent.cleantext import clean_text
@@ -95,6 +96,13 @@ def make_settings(**overrides: Any) -> Settings:
 def fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def chroma_failed(err: ConnectionError) -> NoReturn:
+    """End the command on a Chroma server it cannot use (`ChromaUnavailableError`, whose
+    message says what to do), on one line: not wrapped at the terminal's width."""
+    console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+    raise typer.Exit(1)
 
 
 def print_json(data: Any) -> None:

@@ -39,10 +39,16 @@ def load_embedder(settings: Settings) -> Embedder:
 
 
 def open_client(settings: Settings) -> ClientAPI:
-    """The Chroma client (embedded under data_dir, or settings.chroma_url)."""
+    """The Chroma client (embedded under data_dir, or settings.chroma_url). A server that
+    cannot be used, now or later in the command, ends the command with its one-line error."""
+    from agent.cli.common import chroma_failed
+    from agent.store.chroma import ChromaUnavailableError
     from agent.store.chroma import open_client as open_chroma
 
-    return open_chroma(settings)
+    try:
+        return open_chroma(settings, on_lost=chroma_failed)
+    except ChromaUnavailableError as err:
+        chroma_failed(err)
 
 
 @contextmanager
