@@ -125,3 +125,30 @@ def test_sample_movielens_100k_end_to_end(app: typer.Typer, tmp_path: Path) -> N
     code, out, _ = invoke(app, "stats", "--data-dir", str(tmp_path), "--json")
     stats = json.loads(out)
     assert (stats["users"], stats["items"], stats["ratings"]) == (943, 1682, 100_000)
+
+
+def test_tables_show_untitled_items_and_cut_fields(app: typer.Typer, tmp_path: Path) -> None:
+    """What `--json` counts is on the human tables too: fields cut on ingest, untitled items."""
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    long_tag = "t" * 30_000  # over the tag bound: kept, cut, counted
+    (folder / "movies.csv").write_text(
+        "movieId,title,genres\n1,Toy Story (1995),Animation\n2,,Drama\n"
+    )
+    (folder / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n7,1,4,978300760\n7,2,3,978300761\n"
+    )
+    (folder / "tags.csv").write_text(f"userId,movieId,tag,timestamp\n7,1,{long_tag},978300762\n")
+    data = tmp_path / "data"
+    code, out, err = invoke(
+        app, "ingest", "movielens", str(folder), "--data-dir", str(data), "--json"
+    )
+    assert code == 0, err
+    cut = json.loads(out)["fields_cut"]
+    assert cut, "the fixture must cut a field"
+    table = " ".join(err.split())
+    assert "fields cut or left out" in table
+    assert all(name in table for name in cut)
+    code, _, err = invoke(app, "stats", "--data-dir", str(data))
+    assert code == 0
+    assert "items without title 1 (shown by id)" in " ".join(err.split())

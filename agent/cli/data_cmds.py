@@ -253,6 +253,9 @@ def _print_ingest(report: IngestReport) -> None:
     rows += [(f"  {reason}", n) for reason, n in report.rejects_by_reason.items()]
     if report.rejects_path:
         rows.append(("rejects file", report.rejects_path))
+    if report.fields_cut:  # kept rows whose field was cut to its bound (or left out)
+        rows.append(("fields cut or left out", sum(report.fields_cut.values())))
+        rows += [(f"  {name}", n) for name, n in report.fields_cut.items()]
     rows.append(("rows/s", f"{report.rows_per_second:,.0f}"))
     for name, value in rows:
         table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
@@ -392,6 +395,8 @@ def _print_stats(stats: dict[str, Any]) -> None:
     table = Table(title="record", show_header=False)
     for key in ("users", "items", "interactions", "ratings", "reviews_with_text"):
         table.add_row(key, f"{stats[key]:,}")
+    if stats.get("items_without_title"):
+        table.add_row("items without title", f"{stats['items_without_title']:,} (shown by id)")
     table.add_row("events", ", ".join(f"{k}: {v:,}" for k, v in stats["events"].items()))
     table.add_row(
         "ratings by value",
