@@ -14,6 +14,7 @@ from tenacity import wait_none
 from agent.config import Settings
 from agent.profiles.profiler import Profiler
 from agent.recommend.rerank import prepare_rerank
+from agent.recommend.scored import prepare_scored
 from agent.runtime.structured import StructuredGenerator
 from agent.schemas.profile import UserProfile
 from bench.injection import (
@@ -25,7 +26,8 @@ from bench.injection import (
     measure,
     record_for,
 )
-from tests.fakes import SchemaFiller
+from evals.cache import JsonlCache
+from tests.fakes import Interrupted, SchemaFiller
 
 CASES, CATALOG, OTHER = load_cases()
 
@@ -90,8 +92,12 @@ def test_an_instruction_stays_inside_its_quote_and_no_prompt_holds_another_user(
             picks=3, tokens_per_pick=140, reask_repeats=False,
         ).prompts[0]
     )  # fmt: skip
+    scored_prompt = text_of(
+        prepare_scored(case.user_id, _profile(), history, items, case.candidates).prompts[0]
+    )
     for secret in secrets:
         assert secret not in injected and secret not in rerank_prompt
+        assert secret not in scored_prompt
 
 
 def test_measurement_runs_both_variants_on_a_fake_model(tmp_path: Path) -> None:
@@ -113,3 +119,34 @@ def _profile() -> UserProfile:
     return UserProfile.model_construct(  # type: ignore[call-arg]  # only what profile_text reads
         user_id="u", interests=[], dislikes=[], intent="films", summary="likes films"
     )
+
+
+def test_an_interrupted_measurement_resumes_from_its_cache_and_says_what_it_does(
+    tmp_path: Path,
+) -> None:
+    """A case is cached when it ends, so a rerun after a crash starts at the next one; every
+    variant and case says so on the way (the 1.5B model takes minutes per case)."""
+    settings = Settings(data_dir=tmp_path)
+    chosen = {"rank-first-1", "title-1", "reveal-1"}
+    cache = JsonlCache(tmp_path / "injection.jsonl")
+    said: list[str] = []
+    dying = StructuredGenerator(
+        settings, SchemaFiller(stop_after=5), "fake-model", retry_wait=wait_none()
+    )
+    with pytest.raises(Interrupted):
+        measure(settings, dying, chosen, cache, said.append)
+    assert len(cache.entries) == 1
+    assert any(line.startswith("[1/3] ") and "s left" in line for line in said)
+    assert any(": control (profile, then re-rank of" in line for line in said)
+    said.clear()
+    filler = SchemaFiller()
+    generator = StructuredGenerator(settings, filler, "fake-model", retry_wait=wait_none())
+    resumed = measure(settings, generator, chosen, JsonlCache(cache.path), said.append)
+    assert said[0].startswith("[1/3] ") and " cached (control " in said[0]
+    assert sum("cached" in line for line in said) == 1
+    fresh = measure(settings, generator, chosen)  # no cache: everything measured again
+    assert resumed == fresh
+    other_model = StructuredGenerator(settings, SchemaFiller(), "other", retry_wait=wait_none())
+    said.clear()
+    measure(settings, other_model, chosen, JsonlCache(cache.path), said.append)
+    assert not any("cached" in line for line in said)  # another model is another key

@@ -78,7 +78,8 @@ def test_recommend_with_rerank_uses_the_llm(
     code, out, err = invoke(app, world, "recommend", "crime", "--k", "1", "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["reranked"] is True and data["rerank"]["prompt"]["id"] == "rerank"
+    assert data["reranked"] is True and data["rerank"]["prompt"]["id"] == "rerank_score"
+    assert data["rerank"]["mode"] == "scored" and data["items"][0]["reason_by"] == "llm"
     assert data["items"][0]["item_id"] not in history_ids(world.record, "crime")
 
 

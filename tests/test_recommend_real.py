@@ -62,7 +62,22 @@ def test_reranked_ids_are_unseen_candidates_and_citations_are_history(
     rec = world.recommender(generator(world, vllm_endpoint))
     pool = {f.item_id for f in rec.retrieve(user).fused[: world.settings.rerank_top_n]}
     result = rec.recommend(user, k=K)
-    assert result.rerank is not None and result.rerank.runs == 1
+    assert result.rerank is not None and result.rerank.mode == "scored"
+    assert result.rerank.runs == world.settings.rerank_score_shuffles
+    assert result.rerank.candidates == len(pool)  # every label came back with a score
+    assert_guarantees(world, result, pool)
+
+
+def test_the_generated_list_rerank_keeps_the_same_guarantees(
+    tmp_path: Path, llm_settings: Settings, vllm_endpoint: Endpoint
+) -> None:
+    world = real_world(tmp_path, llm_settings, rerank_mode="generate")
+    rec = world.recommender(generator(world, vllm_endpoint))
+    user = PROFILED[0]
+    pool = {f.item_id for f in rec.retrieve(user).fused[: world.settings.rerank_top_n]}
+    result = rec.recommend(user, k=K)
+    assert result.rerank is not None and result.rerank.mode == "generate"
+    assert result.rerank.runs == 1
     assert_guarantees(world, result, pool)
 
 

@@ -202,7 +202,7 @@ def test_blend_weight_moves_between_retrieval_and_llm() -> None:
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_recommend_with_rerank_returns_unseen_candidates(tmp_path: Path, k: int) -> None:
-    world, _, _ = setup(tmp_path, rerank_top_n=5, rerank_blend=1.0)
+    world, _, _ = setup(tmp_path, rerank_top_n=5, rerank_blend=1.0, rerank_mode="generate")
     rec = world.recommender(fake_generator(world.settings, SchemaFiller(enum_pick=-1)))
     result = rec.recommend("scifi", k=k)
     seen = history_ids(world.record, "scifi")
@@ -217,3 +217,31 @@ def test_recommend_with_rerank_returns_unseen_candidates(tmp_path: Path, k: int)
         assert result.rerank.dropped_picks == k - 1  # k picks, one distinct
         assert result.items[0].llm_rank == 1 and result.items[0].reason_by == "llm"
         assert all(r.reason for r in result.items)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_scored_recommend_asks_reasons_for_the_shown_items_only(tmp_path: Path, k: int) -> None:
+    """Scored mode: three one-token probes order the pool, then one request writes k reasons
+    whose cited line numbers become history item ids."""
+    world, _, _ = setup(tmp_path, rerank_top_n=5, rerank_blend=1.0)
+    model = SchemaFiller(enum_pick=0)  # cites line 1, which every user with history has
+    rec = world.recommender(fake_generator(world.settings, model))
+    result = rec.recommend("scifi", k=k)
+    seen = history_ids(world.record, "scifi")
+    assert result.rerank is not None and result.rerank.mode == "scored"
+    assert result.rerank.runs == 3 and not result.rerank.errors
+    assert len(result.items) == k and not seen & {r.item_id for r in result.items}
+    for item in result.items:
+        assert item.reason_by == "llm" and item.cited and set(item.cited) <= seen
+    first_line = rec.record.history("scifi")[-world.settings.rerank_history_events :][0]
+    assert all(item.cited == [first_line.item_id] for item in result.items)
+
+
+def test_a_reason_citing_past_the_shown_history_falls_back_to_retrieval(tmp_path: Path) -> None:
+    world, _, _ = setup(tmp_path, rerank_top_n=5)
+    assert len(world.record.history("scifi")) < 20  # so line 20 is past the history
+    rec = world.recommender(fake_generator(world.settings, SchemaFiller(enum_pick=-1)))
+    result = rec.recommend("scifi", k=2)
+    assert result.rerank is not None and result.rerank.errors
+    assert "not in the history" in result.rerank.errors[0]
+    assert all(item.reason_by == "retrieval" for item in result.items)

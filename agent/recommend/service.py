@@ -38,6 +38,7 @@ from agent.store.record import RecordStore
 if TYPE_CHECKING:  # the re-rank needs openai and LangChain (~1-3 s to import): only when used
     from agent.rank.serve import ServingRanker
     from agent.recommend.rerank import RerankOutcome, RerankRequest
+    from agent.recommend.scored import ScoreRequest
     from agent.runtime.structured import StructuredGenerator
 
 
@@ -73,6 +74,7 @@ class Recommendation(BaseModel):
 
 
 class RerankSummary(BaseModel):
+    mode: Literal["generate", "scored"] = "generate"
     prompt: PromptRef | None
     candidates: int
     runs: int
@@ -282,29 +284,10 @@ class Recommender:
 
     # -- recommend ---------------------------------------------------------------------------
 
-    def rerank_request(self, retrieval: Retrieval, k: int) -> RerankRequest | None:
-        from agent.recommend.rerank import prepare_rerank
+    def rerank_request(self, retrieval: Retrieval, k: int) -> ScoreRequest | RerankRequest | None:
+        from agent.recommend.llm_rerank import rerank_request
 
-        pool = [f.item_id for f in retrieval.fused[: self.settings.rerank_top_n]]
-        if not pool:
-            return None
-        s = self.settings
-        items = self.items(
-            pool + [e.item_id for e in retrieval.history[-s.rerank_history_events :]]
-        )
-        return prepare_rerank(
-            retrieval.user_id,
-            retrieval.profile,
-            retrieval.history,
-            items,
-            [c for c in pool if c in items],
-            picks=min(k, len(pool)),
-            shuffles=s.rerank_shuffles,
-            history_events=s.rerank_history_events,
-            tokens_per_pick=s.rerank_tokens_per_pick,
-            reask_repeats=s.rerank_reask_repeats,
-            seed=s.seed,
-        )
+        return rerank_request(self.settings, retrieval, self.items, k)
 
     def _generator(self) -> StructuredGenerator:
         if self.generator is None:
@@ -335,32 +318,41 @@ class Recommender:
         """Retrieval, then the LLM re-rank with its shuffles run concurrently."""
         retrieval = self.retrieve(user_id, filters)
         request = self.rerank_request(retrieval, k) if rerank_with_llm else None
-        outcome = None
-        if request is not None:
-            with timed(retrieval.timings, "rerank_s"):
-                from agent.recommend.rerank import arerank
+        if request is None:
+            return self.assemble(retrieval, k, None)
+        from agent.recommend.llm_rerank import add_shown_reasons, llm_outcome
 
-                outcome = await arerank(self._generator(), request)
+        with timed(retrieval.timings, "rerank_s"):
+            outcome = await llm_outcome(self._generator(), request)
+        if outcome.mode == "scored":
+            shown = [i for i, _ in self.final_order(retrieval, outcome)[:k]]
+            with timed(retrieval.timings, "reasons_s"):
+                await add_shown_reasons(self.settings, self._generator(), retrieval,
+                                        self.items, shown, outcome)  # fmt: skip
         return self.assemble(retrieval, k, outcome)
+
+    def final_order(
+        self, retrieval: Retrieval, outcome: RerankOutcome | None
+    ) -> list[tuple[str, float]]:
+        """Every fused item with its final score: the re-ranked pool blended with retrieval,
+        then the rest in fused order (scored 0, below every blended score)."""
+        order = [f.item_id for f in retrieval.fused]
+        if outcome is None:
+            return [(f.item_id, f.score) for f in retrieval.fused]
+        from agent.recommend.rerank import blend
+
+        pool = self.settings.rerank_top_n
+        head = blend(order[:pool], outcome.llm_ranks, self.settings.rerank_blend)
+        return head + [(i, 0.0) for i in order[pool:]]
 
     def assemble(
         self, retrieval: Retrieval, k: int, outcome: RerankOutcome | None
     ) -> Recommendations:
         fused = {f.item_id: f for f in retrieval.fused}
         order = [f.item_id for f in retrieval.fused]
-        pool_size = self.settings.rerank_top_n if outcome is not None else 0
         weight = self.settings.rerank_blend
         ranks = outcome.llm_ranks if outcome is not None else {}
-        head: list[tuple[str, float]] = []
-        if pool_size:
-            from agent.recommend.rerank import blend
-
-            head = blend(order[:pool_size], ranks, weight)
-        tail_score = 0.0 if outcome is not None else None  # below every blended score
-        final = head + [
-            (i, fused[i].score if tail_score is None else tail_score) for i in order[pool_size:]
-        ]
-        chosen = final[:k]
+        chosen = self.final_order(retrieval, outcome)[:k]
         items = self.items([i for i, _ in chosen] + [e.item_id for e in retrieval.history])
         titles = {
             e.item_id: items[e.item_id].title for e in retrieval.history if e.item_id in items
@@ -386,7 +378,7 @@ class Recommender:
                     title=item.title,
                     year=item.year,
                     categories=list(item.categories),
-                    score=score if outcome is not None else entry.score,
+                    score=score,
                     sources=entry.sources,
                     source_ranks={s: h.rank for s, h in entry.hits.items()},
                     retrieval_rank=order.index(item_id) + 1,
@@ -410,6 +402,7 @@ class Recommender:
     @staticmethod
     def _summary(outcome: RerankOutcome, weight: float) -> RerankSummary:
         return RerankSummary(
+            mode=outcome.mode,
             prompt=outcome.prompt,
             candidates=len(outcome.llm_ranks),
             runs=outcome.runs,
