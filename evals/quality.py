@@ -107,9 +107,14 @@ def rerank_quality(
             picks += 1
             citing += bool(pick.cited)
             foreign += any(c not in history for c in pick.cited)
+    scored = [r for _, r in pairs if r.mode == "scored"]
+    labels = sum(len(r.scores) * r.runs for r in scored)
     return {
         "users": len(pairs),
+        "mode": ",".join(sorted({r.mode for _, r in pairs})) or None,
         "runs": runs,
+        # scored: (candidate, order) pairs whose label was outside the returned top log-probs
+        "missing_label_rate": rate(sum(r.missing_labels for r in scored), labels),
         "schema_valid_rate": rate(runs - failed, runs),
         "reask_rate": rate(sum(r.reasks for _, r in pairs), sum(r.attempts for _, r in pairs)),
         # ids are enum-constrained, so a dropped pick is a repeat the re-asks did not fix

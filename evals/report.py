@@ -127,6 +127,14 @@ def kv_table(title: str, data: dict[str, Any]) -> list[str]:
 def llm_setup(manifest: Manifest) -> str:
     """How the LLM systems were asked, which changes what their numbers mean."""
     s, o = manifest.settings, manifest.options
+    if o.get("rerank_mode") == "scored":
+        return (
+            f"LLM re-rank (scored): each candidate gets a one-letter label and its score is the "
+            f"next-token log-probability of that label (top {s['rerank_top_logprobs']} "
+            f"returned; a label outside them scores as the lowest returned), averaged over "
+            f"{o['shuffles']} order(s), the first the order shown; no list is written; "
+            f"blended = {o['blend']} x LLM rank + {1 - o['blend']:g} x fusion rank."
+        )
     return (
         f"LLM re-rank: the model orders its top **{s['eval_rerank_picks']}** candidates "
         f"(llmrank: of {s['eval_candidates']}; candidates it does not rank follow in the order "
