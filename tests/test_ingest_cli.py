@@ -151,4 +151,4 @@ def test_tables_show_untitled_items_and_cut_fields(app: typer.Typer, tmp_path: P
     assert all(name in table for name in cut)
     code, _, err = invoke(app, "stats", "--data-dir", str(data))
     assert code == 0
-    assert "items without title 1 (shown by id)" in " ".join(err.split())
+    assert "items without title │ 1 (shown by id)" in " ".join(err.split())
