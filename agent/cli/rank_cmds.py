@@ -49,7 +49,7 @@ def fit_cmd(
     from agent.rank.model import RankerParams
     from agent.rank.sources import SourceParams
     from agent.recommend.sequential import SasRecParams
-    from agent.store.chroma import open_client
+    from agent.cli.deferred import open_client
     from agent.store.item_index import ItemIndex
     from agent.store.record import RecordStore
 
