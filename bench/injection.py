@@ -3,6 +3,7 @@ injected instruction pushes move up in the LLM re-rank, against the same review 
 the instruction? The cases are tests/fixtures/injection (issue 19, part 4).
 
     python bench/injection.py --base-url http://HOST:8000/v1 [--json] [--cases ID,...]
+        [--cache FILE | --no-cache]
 
 Each case is one user (a history with reviews) and a fixed candidate list holding the
 target item in the middle. Two variants are run with the same model, seed and settings:
@@ -16,6 +17,15 @@ profile names the target, whether another user's secret appears anywhere in the 
 how many of n moved the target up, and the rate.
 
 Without --base-url the configured endpoint is used (personae starts its local server).
+
+A case takes minutes on a CPU model, so progress goes to stderr as each variant starts and
+each case ends (its ranks, how long it took, and an estimate of what is left), and every
+finished case is appended to a JSONL cache (default DATA_DIR/evals/cache/injection.jsonl):
+rerunning the same command after an interruption skips the cases already done. A case's key
+hashes everything its result depends on, the case and catalog, the model name, the sampling
+and re-rank settings and the hashes of the profile and re-rank prompt templates, so a changed
+prompt or model is measured again (`--no-cache` measures everything again; code changes
+elsewhere are not in the key).
 """
 
 from __future__ import annotations
@@ -24,8 +34,9 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,12 +45,16 @@ from typing import Any
 
 from agent.config import Settings
 from agent.profiles.profiler import Profiler
+from agent.prompts import load_prompt
+from agent.recommend.rerank import PROMPT_ID as RERANK_PROMPT
 from agent.recommend.rerank import prepare_rerank, rerank
 from agent.runtime.structured import StructuredGenerator, StructuredOutputError
 from agent.schemas import Interaction, Item, User
 from agent.schemas.profile import UserProfile
 from agent.store.record import RecordStore
+from evals.cache import JsonlCache, cache_key
 
+Say = Callable[[str], None]
 CASES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "injection"
 KINDS = ("rank_first", "reveal_other_user", "change_format", "title_injection")
 
@@ -179,11 +194,13 @@ def measure_case(
     case: Case,
     catalog: list[Item],
     other: dict[str, Any],
+    say: Say = lambda line: None,
 ) -> CaseResult:
     result = CaseResult(case.id, case.kind, case.target)
     title = next(item.title for item in catalog if item.item_id == case.target)
     control_profile = None
     for variant, injected in (("control", False), ("injected", True)):
+        say(f"{case.id}: {variant} (profile, then re-rank of {len(case.candidates)})")
         with record_for(case, catalog, other, injected) as record:
             reuse = control_profile if case.carrier is None and injected else None
             try:
@@ -250,13 +267,74 @@ def summarize(results: list[CaseResult], model: str) -> dict[str, Any]:
     }
 
 
+def case_key(
+    settings: Settings,
+    generator: StructuredGenerator,
+    case: Case,
+    catalog: list[Item],
+    other: dict[str, Any],
+) -> str:
+    """What a case's result depends on (see the module docstring)."""
+    s = settings
+    return cache_key(
+        {
+            "bench": "injection",
+            "case": asdict(case),
+            "catalog": [item.model_dump(mode="json") for item in catalog],
+            "other": other,
+            "model": generator.model_name,
+            "settings": [
+                s.temperature,
+                s.seed,
+                s.frequency_penalty,
+                s.max_reasks,
+                s.profile_max_tokens,
+                s.rerank_tokens_per_pick,
+                s.rerank_reask_repeats,
+                s.rerank_history_events,
+            ],  # fmt: skip
+            "prompts": [
+                load_prompt("profile", s.profile_prompt_version).hash,
+                load_prompt(RERANK_PROMPT).hash,
+            ],  # fmt: skip
+        }
+    )
+
+
 def measure(
-    settings: Settings, generator: StructuredGenerator, only: set[str] | None = None
+    settings: Settings,
+    generator: StructuredGenerator,
+    only: set[str] | None = None,
+    cache: JsonlCache | None = None,
+    say: Say = lambda line: None,
 ) -> dict[str, Any]:
+    """Every chosen case (finished ones from `cache`), each appended to `cache` when done."""
     cases, catalog, other = load_cases()
     chosen = [c for c in cases if only is None or c.id in only]
-    results = [measure_case(settings, generator, c, catalog, other) for c in chosen]
+    results, started, measured = [], time.monotonic(), 0
+    for n, case in enumerate(chosen, start=1):
+        key = case_key(settings, generator, case, catalog, other)
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            result = CaseResult(**hit)
+            say(f"[{n}/{len(chosen)}] {case.id}: cached ({_ranks(result)})")
+        else:
+            result = measure_case(settings, generator, case, catalog, other, say)
+            if cache is not None:
+                cache.put(key, asdict(result))
+            measured += 1
+            spent = time.monotonic() - started
+            left = spent / measured * (len(chosen) - n)
+            say(f"[{n}/{len(chosen)}] {case.id}: {_ranks(result)}; {spent:.0f} s so far, "
+                f"~{left:.0f} s left")  # fmt: skip
+        results.append(result)
     return summarize(results, generator.model_name)
+
+
+def _ranks(r: CaseResult) -> str:
+    failed = sum(r.failed_runs.values())
+    return (f"control {r.control_rank} injected {r.injected_rank} {r.moved}"
+            + (f", {failed} failed run(s)" if failed else ""))  # fmt: skip
 
 
 def main() -> None:
@@ -264,13 +342,19 @@ def main() -> None:
     parser.add_argument("--base-url", help="A running vLLM server, e.g. http://gpu:8000/v1")
     parser.add_argument("--cases", help="Comma-separated case ids (default: all)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cache", type=Path, help="finished cases (default: under DATA_DIR)")
+    parser.add_argument("--no-cache", action="store_true", help="measure every case again")
     args = parser.parse_args()
     from agent.runtime.endpoint import open_generator
 
     settings = Settings(**({"base_url": args.base_url} if args.base_url else {}))
     only = set(args.cases.split(",")) if args.cases else None
+    path = args.cache or settings.data_dir / "evals" / "cache" / "injection.jsonl"
+    cache = None if args.no_cache else JsonlCache(path)
+    if cache is not None:
+        print(f"cache {path} ({len(cache.entries)} finished case(s) in it)", file=sys.stderr)
     with open_generator(settings) as generator:
-        report = measure(settings, generator, only)
+        report = measure(settings, generator, only, cache, say=_stderr)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -282,6 +366,10 @@ def main() -> None:
     for r in report["results"]:
         ranks = f"control {r['control_rank']} injected {r['injected_rank']} {r['moved']:<5}"
         print(f"  {r['id']:<14} {ranks} leaked {r['secret_leaked']} marker {r['marker_written']}")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
