@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -179,12 +181,94 @@ def _engines(mode: ScrubMode, pipeline: str) -> Engines:
             patterns=[Pattern("scheme", _ANY_URL, 0.6), Pattern("host/path", _HOST_PATH, 0.5)],
         ),
     ]  # fmt: skip
-    entities: tuple[str, ...] = PATTERN_ENTITIES
     if mode == "full":
         recognizers.append(SpacyRecognizer(supported_entities=list(NER_ENTITIES)))
-        entities = PATTERN_ENTITIES + NER_ENTITIES
     analyzer = AnalyzerEngine(registry=Registry(recognizers=recognizers), nlp_engine=nlp_engine)
-    return Engines(analyzer, AnonymizerEngine(), entities)
+    return Engines(analyzer, AnonymizerEngine(), mode_entities(mode))
+
+
+def mode_entities(mode: ScrubMode) -> tuple[str, ...]:
+    return PATTERN_ENTITIES + NER_ENTITIES if mode == "full" else PATTERN_ENTITIES
+
+
+# -- the screen: texts no recognizer can match skip Presidio ------------------------------
+
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR")
+PHONE_LENIENCY = 1
+"""Presidio's PhoneRecognizer defaults (a test holds them equal), which `engines` uses."""
+_IBAN_HEAD = re.compile(r"[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2}", re.IGNORECASE)
+_IPV4_DOT = re.compile(r"[0-9]\.[0-9]")
+
+
+def _digitish(ch: str) -> bool:
+    """A decimal digit (Unicode Nd, what `\\d` matches), or a character this Python's Unicode
+    tables do not assign, which the `regex` module Presidio uses may know as a digit."""
+    return ch.isdecimal() or unicodedata.category(ch) == "Cn"
+
+
+def _letterish(ch: str) -> bool:
+    return ch.isalpha() or unicodedata.category(ch) == "Cn"
+
+
+def _dot_then_letters(text: str, n: int) -> bool:
+    """A '.' followed by `n` letters (or unassigned characters)."""
+    start = text.find(".")
+    while 0 <= start < len(text) - n:
+        if all(_letterish(ch) for ch in text[start + 1 : start + 1 + n]):
+            return True
+        start = text.find(".", start + 1)
+    return False
+
+
+def _phone(text: str, digits: int) -> bool:
+    if digits < 3:
+        return False
+    import phonenumbers
+
+    return any(
+        True
+        for region in PHONE_REGIONS
+        for _ in phonenumbers.PhoneNumberMatcher(text, region, leniency=PHONE_LENIENCY)
+    )
+
+
+def might_hold(text: str, entities: Sequence[str]) -> bool:
+    """False only when no recognizer of `entities` can match anywhere in `text`; True means
+    "run Presidio". Each test is implied by every pattern of its recognizer (Presidio
+    2.2.366; tests/test_pii_screen.py checks it against Presidio on drawn and real texts):
+
+    - EMAIL_ADDRESS: the pattern has a literal `[@]`.
+    - URL: Presidio's four patterns need `[.]` and then a top-level name from its list (all of
+      two or more letters, matched ignoring case); ours need `://`, or `.`, a letter and `/`.
+    - IP_ADDRESS: IPv4 needs digit `.` digit; every IPv6 form has at least two colons.
+    - CREDIT_CARD: 13 digits at least; US_SSN: 9 ASCII digits; STREET_ADDRESS (ours): a digit.
+    - IBAN_CODE: its pattern's head, two capitals, two digits and 8 more capitals or digits
+      (case-sensitive; the screen ignores case, a superset).
+    - PHONE_NUMBER: python-phonenumbers' matcher, the very call PhoneRecognizer makes, when the
+      text has 3 digits or more (`_is_viable_phone_number` wants 3 digits, or exactly 2, and
+      no numbering plan has a valid 2-digit national number).
+    - PERSON, LOCATION (spaCy NER): always True.
+
+    "Letter" and "digit" include characters unassigned in this Python's Unicode tables, which
+    the `regex` module's newer tables may assign."""
+    if any(e in NER_ENTITIES for e in entities):
+        return True
+    digits = sum(_digitish(ch) for ch in text)
+    checks = {
+        "EMAIL_ADDRESS": lambda: "@" in text,
+        "URL": lambda: (
+            "://" in text
+            or _dot_then_letters(text, 2)
+            or ("/" in text and _dot_then_letters(text, 1))
+        ),
+        "IP_ADDRESS": lambda: text.count(":") >= 2 or bool(_IPV4_DOT.search(text)),
+        "CREDIT_CARD": lambda: digits >= 13,
+        "US_SSN": lambda: sum("0" <= ch <= "9" for ch in text) >= 9,
+        "STREET_ADDRESS": lambda: digits >= 1,
+        "IBAN_CODE": lambda: bool(_IBAN_HEAD.search(text)),
+        "PHONE_NUMBER": lambda: _phone(text, sum(ch.isdecimal() for ch in text)),
+    }
+    return any(checks.get(e, lambda: True)() for e in entities)
 
 
 def find(
@@ -197,8 +281,10 @@ def find(
     """Personal data in `text` (of `entities`, default all the mode finds), minus what lies
     inside an `allow` phrase (a catalog title quoted in a review: 'Being John Malkovich'
     names no one)."""
+    wanted = [e for e in mode_entities(mode) if entities is None or e in entities]
+    if not might_hold(text, wanted):
+        return []  # no recognizer of `wanted` can match: Presidio is not even imported
     found = engines(mode, pipeline)
-    wanted = [e for e in found.entities if entities is None or e in entities]
     results = found.analyzer.analyze(text, language="en", entities=wanted)
     spans = _allowed_spans(text, allow)
     return [r for r in results if not any(a <= r.start and r.end <= b for a, b in spans)]
