@@ -3,7 +3,11 @@ gain importance and per-feature contributions (`pred_contrib`, for explain).
 
 The number of trees is chosen by k-fold over the training users (early stopping on each
 fold's held-out users), then the booster is fitted on every group: it is chosen on training
-events, never on what the ranker is judged on."""
+events, never on what the ranker is judged on.
+
+lightgbm is imported where a booster is trained, read or asked for contributions: a ranker
+loaded to serve scores its trees with numpy (`agent.rank.trees`), so `recommend` never
+imports lightgbm (nor the scikit-learn and pandas it imports when they are installed)."""
 
 from __future__ import annotations
 
@@ -12,11 +16,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
+
+from agent.rank.trees import Trees, UnsupportedTrees, read_trees
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 Matrix = npt.NDArray[np.float32]
 
@@ -87,7 +95,8 @@ class Groups:
 
 @dataclass
 class Ranker:
-    booster: lgb.Booster
+    _booster: lgb.Booster | None
+    """The trained booster; None for a ranker read from `path` (loaded when first needed)."""
     features: list[str]
     params: RankerParams
     train_seconds: float = 0.0
@@ -95,8 +104,23 @@ class Ranker:
     valid_ndcg10: float | None = None
     """Mean NDCG@10 (x100) of the k folds on their held-out training users."""
     extra: dict[str, Any] = field(default_factory=dict)
+    trees: Trees | None = None
+    """The booster's trees for numpy scoring (a ranker read from a file)."""
+    path: Path | None = None
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            import lightgbm as lgb
+
+            if self.path is None:
+                raise ValueError("a ranker without a booster or a model file")
+            self._booster = lgb.Booster(model_file=str(self.path))
+        return self._booster
 
     def score(self, x: Matrix) -> npt.NDArray[np.float64]:
+        if self.trees is not None:
+            return self.trees.predict(x)
         return np.asarray(self.booster.predict(x, num_threads=self.params.threads))
 
     def contributions(self, x: Matrix) -> npt.NDArray[np.float64]:
@@ -119,10 +143,20 @@ class Ranker:
 
     @classmethod
     def load(cls, path: Path, features: list[str], params: RankerParams) -> Ranker:
-        booster = lgb.Booster(model_file=str(path))
-        if list(booster.feature_name()) != features:
+        """The saved booster, scored with numpy (no lightgbm import until contributions or
+        the booster itself are asked for)."""
+        try:
+            trees = read_trees(path)
+        except UnsupportedTrees:  # a model this reader cannot score: lightgbm does
+            import lightgbm as lgb
+
+            booster = lgb.Booster(model_file=str(path))
+            if list(booster.feature_name()) != features:
+                raise ValueError(f"{path}: the booster's features differ from its manifest")
+            return cls(booster, features, params, best_rounds=booster.current_iteration())
+        if trees.feature_names != features:
             raise ValueError(f"{path}: the booster's features differ from its manifest")
-        return cls(booster, features, params, best_rounds=booster.current_iteration())
+        return cls(None, features, params, best_rounds=len(trees), trees=trees, path=path)
 
 
 def params_dict(params: RankerParams) -> dict[str, Any]:
@@ -134,6 +168,8 @@ def fit_booster(
 ) -> lgb.Booster:
     """`rounds` trees; with `valid`, stopped when its NDCG@10 has not improved for
     `params.early_stopping` rounds (the booster keeps `best_iteration`)."""
+    import lightgbm as lgb
+
     data = lgb.Dataset(train.x, train.y, group=train.sizes, feature_name=features,
                        free_raw_data=False)  # fmt: skip
     sets: list[lgb.Dataset] = []
