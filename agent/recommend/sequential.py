@@ -9,23 +9,31 @@ softmax over the catalog (cross-entropy, as gSASRec and "SASRec with CE" show, i
 stronger than one sampled negative at this catalog size) and needs only torch, which the vLLM
 CPU build already installs.
 
+Torch only trains (`agent.recommend.sasrec_torch`). A model is saved as numpy arrays and a
+saved model scores with numpy: the same forward pass (pre-norm transformer blocks, exact GELU,
+causal attention) in float32, so `recommend` never imports torch (about 2 s per process
+here). A model trained in this process scores its batches with torch.
+
 Numpy in, numpy out: `scores(history)` gives one score per item of `item_ids`, like EASE, so
 the ranker and the eval treat both alike. Deterministic for a given seed on CPU."""
 
 from __future__ import annotations
 
-import time
+import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from torch import nn
 
 Scores = npt.NDArray[np.float32]
+Weights = dict[str, npt.NDArray[np.float32]]
 PAD = 0
+FORMAT = "personae-sasrec-1"
+_erf = np.frompyfunc(math.erf, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -44,56 +52,20 @@ class SasRecParams:
     """torch threads while training and scoring (the build machines are shared)."""
 
 
-class SasRecNet(nn.Module):
-    def __init__(self, n_items: int, p: SasRecParams) -> None:
-        super().__init__()
-        self.items = nn.Embedding(n_items + 1, p.dim, padding_idx=PAD)
-        self.positions = nn.Embedding(p.max_len, p.dim)
-        self.dropout = nn.Dropout(p.dropout)
-        layer = nn.TransformerEncoderLayer(
-            p.dim, p.heads, p.dim, p.dropout, activation="gelu", batch_first=True, norm_first=True
-        )
-        self.encoder = nn.TransformerEncoder(layer, p.blocks, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(p.dim)
-        self.heads = p.heads
-        nn.init.normal_(self.items.weight, std=p.dim**-0.5)
-        with torch.no_grad():
-            self.items.weight[PAD].zero_()
-
-    def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        """(batch, len) item indices, left-padded -> (batch, len, dim) states."""
-        length = seq.shape[1]
-        # distance from the newest item: the newest is always position 0, whatever the padding
-        positions = torch.arange(length - 1, -1, -1, device=seq.device).unsqueeze(0)
-        x = self.items(seq) + self.positions(positions)
-        x = self.dropout(x) * (seq != PAD).unsqueeze(-1)
-        return self.norm(self.encoder(x, mask=self.mask(seq)))
-
-    def mask(self, seq: torch.Tensor) -> torch.Tensor:
-        """True where a position may not look: later positions and padding. Every position
-        may look at itself, so no row is fully masked (padded rows would turn to NaN)."""
-        length = seq.shape[1]
-        later = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
-        blocked = later.unsqueeze(0) | (seq == PAD).unsqueeze(1)
-        blocked &= ~torch.eye(length, dtype=torch.bool).unsqueeze(0)
-        return blocked.repeat_interleave(self.heads, dim=0)
-
-    def logits(self, states: torch.Tensor) -> torch.Tensor:
-        return states @ self.items.weight.T
-
-
 @dataclass
 class SequentialModel:
     item_ids: list[str]
-    net: SasRecNet
     params: SasRecParams
+    weights: Weights = field(default_factory=dict)
+    """The network's state dict (torch's names) as float32 arrays."""
     train_seconds: float = 0.0
     losses: list[float] = field(default_factory=list)
+    net: Any = None
+    """The torch module when trained in this process (batched scoring with torch)."""
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._index = {item: i + 1 for i, item in enumerate(self.item_ids)}
-        self.net.eval()
 
     def __contains__(self, item_id: str) -> bool:
         return item_id in self._index
@@ -106,56 +78,103 @@ class SequentialModel:
         return self.scores_many([history])[0]
 
     def scores_many(self, histories: Sequence[Sequence[str]], batch: int = 256) -> Scores:
-        out = np.zeros((len(histories), len(self.item_ids)), dtype=np.float32)
         encoded = [self.encode(h) for h in histories]
-        with _threads(self.params.threads), torch.inference_mode():
-            for start in range(0, len(encoded), batch):
-                chunk = encoded[start : start + batch]
-                rows = [i for i, seq in enumerate(chunk) if seq]
-                if not rows:
-                    continue
-                seq = _left_pad([chunk[i] for i in rows], max(len(chunk[i]) for i in rows))
-                last = self.net(seq)[:, -1]
-                logits = self.net.logits(last)[:, 1:].numpy()
-                out[[start + i for i in rows]] = logits
+        if self.net is not None:
+            from agent.recommend.sasrec_torch import scores_many
+
+            return scores_many(self.net, encoded, len(self.item_ids), self.params.threads, batch)
+        out = np.zeros((len(histories), len(self.item_ids)), dtype=np.float32)
+        for row, seq in enumerate(encoded):
+            if seq:
+                out[row] = self.numpy_scores(seq)
         return out
 
+    def numpy_scores(self, seq: Sequence[int]) -> Scores:
+        """The network's forward pass for one encoded history (no padding), in numpy."""
+        w, p = self.weights, self.params
+        length = len(seq)
+        x = w["items.weight"][list(seq)] + w["positions.weight"][np.arange(length - 1, -1, -1)]
+        blocked = np.triu(np.ones((length, length), dtype=np.bool_), k=1)
+        for b in range(p.blocks):
+            pre = f"encoder.layers.{b}."
+            x = x + _attention(_norm(x, w, pre + "norm1"), w, pre + "self_attn.", p.heads, blocked)
+            h = _linear(_norm(x, w, pre + "norm2"), w, pre + "linear1")
+            x = x + _linear(_gelu(h), w, pre + "linear2")
+        last = _norm(x, w, "norm")[-1]
+        return np.einsum("ij,j->i", w["items.weight"][1:], last).astype(np.float32)
+
     def save(self, path: Path) -> None:
+        """Numpy arrays only (np.savez, no pickle), whatever the file's name."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        payload = {"item_ids": self.item_ids, "params": asdict(self.params),
-                   "state": self.net.state_dict(), "train_seconds": self.train_seconds}  # fmt: skip
-        torch.save(payload, tmp)
+        meta = {"format": FORMAT, "params": asdict(self.params),
+                "train_seconds": self.train_seconds}  # fmt: skip
+        arrays: dict[str, Any] = {f"w/{name}": value for name, value in self.weights.items()}
+        arrays |= {"meta": np.array(json.dumps(meta)), "item_ids": np.array(self.item_ids, str)}
+        with tmp.open("wb") as f:
+            np.savez(f, **arrays)
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> SequentialModel:
-        payload = torch.load(path, weights_only=True)
-        params = SasRecParams(**payload["params"])
-        net = SasRecNet(len(payload["item_ids"]), params)
-        net.load_state_dict(payload["state"])
-        return cls(list(payload["item_ids"]), net, params, float(payload["train_seconds"]))
+        """A saved model; one saved with torch (before this format) is read with torch."""
+        with np.load(path, allow_pickle=False) as data:
+            if "meta.npy" not in data.zip.namelist():
+                return cls._load_legacy(path)
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"{path}: unknown sequential model format {meta.get('format')}")
+            weights = {
+                name.removeprefix("w/"): data[name].astype(np.float32)
+                for name in data.files
+                if name.startswith("w/")
+            }
+            item_ids = [str(i) for i in data["item_ids"]]
+        params = SasRecParams(**meta["params"])
+        return cls(item_ids, params, weights, float(meta["train_seconds"]))
+
+    @classmethod
+    def _load_legacy(cls, path: Path) -> SequentialModel:
+        from agent.recommend.sasrec_torch import load_legacy
+
+        payload = load_legacy(path)
+        state: dict[str, Any] = payload["state"]  # type: ignore[assignment]
+        weights = {name: t.numpy().astype(np.float32) for name, t in state.items()}
+        params = SasRecParams(**payload["params"])  # type: ignore[arg-type]
+        item_ids = list(payload["item_ids"])  # type: ignore[call-overload]
+        return cls(item_ids, params, weights, float(payload["train_seconds"]))  # type: ignore[arg-type]
 
 
-class _threads:
-    """torch's thread count for a block, restored afterwards."""
-
-    def __init__(self, n: int) -> None:
-        self.n, self.before = n, torch.get_num_threads()
-
-    def __enter__(self) -> None:
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.before)
+def _linear(x: npt.NDArray[np.float32], w: Weights, name: str) -> npt.NDArray[np.float32]:
+    return np.einsum("ij,kj->ik", x, w[name + ".weight"]) + w[name + ".bias"]
 
 
-def _left_pad(seqs: Sequence[Sequence[int]], length: int) -> torch.Tensor:
-    out = torch.full((len(seqs), length), PAD, dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        if seq:
-            out[row, length - len(seq) :] = torch.tensor(seq[-length:], dtype=torch.long)
-    return out
+def _norm(x: npt.NDArray[np.float32], w: Weights, name: str) -> npt.NDArray[np.float32]:
+    """torch.nn.LayerNorm (eps 1e-5)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    out: npt.NDArray[np.float32] = (x - mean) / np.sqrt(var + np.float32(1e-5))
+    return out * w[name + ".weight"] + w[name + ".bias"]
+
+
+def _gelu(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Exact GELU (torch's default): x * Phi(x)."""
+    return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float32))).astype(np.float32)
+
+
+def _attention(
+    x: npt.NDArray[np.float32], w: Weights, name: str, heads: int, blocked: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float32]:
+    """torch.nn.MultiheadAttention on (len, dim), self-attention, True in `blocked` masked."""
+    length, dim = x.shape
+    qkv = np.einsum("ij,kj->ik", x, w[name + "in_proj_weight"]) + w[name + "in_proj_bias"]
+    q, k, v = (qkv[:, i * dim : (i + 1) * dim].reshape(length, heads, -1) for i in range(3))
+    logits = np.einsum("qhd,khd->hqk", q / np.float32(math.sqrt(dim // heads)), k)
+    logits = np.where(blocked[None], -np.inf, logits)
+    logits = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    attn = logits / logits.sum(axis=-1, keepdims=True)
+    out = np.einsum("hqk,khd->qhd", attn, v).reshape(length, dim)
+    return _linear(out.astype(np.float32), w, name + "out_proj")
 
 
 def fit_sequential(
@@ -167,6 +186,8 @@ def fit_sequential(
     a sequence's last `max_len + 1` items is a training example (predict the next item).
     `on_epoch(epoch, model)` runs after each epoch with the model in eval mode (to watch a
     validation metric; the time it takes is not counted as training time)."""
+    from agent.recommend.sasrec_torch import train
+
     p = params or SasRecParams()
     seqs = [list(s) for s in sequences if len(s) >= 2]
     counts: dict[str, int] = {}
@@ -176,40 +197,6 @@ def fit_sequential(
     item_ids = sorted(counts)
     index = {item: i + 1 for i, item in enumerate(item_ids)}
     encoded = [[index[i] for i in s][-(p.max_len + 1) :] for s in seqs]
-    torch.manual_seed(p.seed)
-    net = SasRecNet(len(item_ids), p)
-    model = SequentialModel(item_ids, net, p)
-    if not encoded:
-        return model
-    rng = np.random.default_rng(p.seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=p.lr, betas=(0.9, 0.98))
-    loss_fn = nn.CrossEntropyLoss()
-    by_length = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    batches = [by_length[i : i + p.batch_size] for i in range(0, len(by_length), p.batch_size)]
-    started = time.perf_counter()
-    with _threads(p.threads):
-        net.train()
-        for _ in range(p.epochs):
-            total = 0.0
-            for b in rng.permutation(len(batches)):
-                chunk = [encoded[i] for i in batches[b]]
-                length = max(len(s) for s in chunk) - 1
-                inputs = _left_pad([s[:-1] for s in chunk], length)
-                targets = _left_pad([s[1:] for s in chunk], length)
-                real = targets != PAD
-                logits = net.logits(net(inputs)[real])  # only positions with a next item
-                loss = loss_fn(logits, targets[real])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item()
-            model.losses.append(round(total / len(batches), 4))
-            if on_epoch is not None:
-                net.eval()
-                paused = time.perf_counter()
-                on_epoch(len(model.losses), model)
-                started += time.perf_counter() - paused
-                net.train()
-        net.eval()
-    model.train_seconds = round(time.perf_counter() - started, 2)
+    model = SequentialModel(item_ids, p)
+    train(model, encoded, on_epoch)
     return model
