@@ -71,6 +71,15 @@ def cost(records: list[UserRecord], stages: LLMStages | None, prep: Prepared,
     result["re-rank"] = stage_cost(
         stages.rerank_stats, [(x.tokens_in, x.tokens_out) for x in reranks]
     )
+    training = runner.training_stages
+    if training is not None:  # counts only: its results live in the cache, not per user
+        for name, stats in (("profiles", training.profile_stats),
+                            ("re-rank", training.rerank_stats)):  # fmt: skip
+            result[f"{name} (ranker training)"] = {
+                "computed_now": stats.computed, "from_cache": stats.cached,
+                "seconds_now": round(stats.seconds, 1),
+                "users_per_s": round(stats.computed / stats.seconds, 3) if stats.seconds else None,
+            }  # fmt: skip
     return result
 
 

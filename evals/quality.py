@@ -95,7 +95,7 @@ def reranks_of(
 
 def rerank_quality(
     records: Sequence[UserRecord], protocol: Protocol
-) -> dict[str, float | int | None]:
+) -> dict[str, float | int | str | None]:
     pairs = reranks_of(records, protocol)
     runs = sum(r.runs for _, r in pairs)
     failed = sum(r.failed_runs for _, r in pairs)

@@ -18,7 +18,7 @@ llmrank on the target plus random unseen items, full and two-stage on the retrie
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agent.config import Settings
@@ -33,7 +33,14 @@ from agent.rank.features import (
 )
 from agent.rank.model import Ranker, RankerParams, train_ranker
 from agent.rank.sources import Array, Catalog, SourceParams, Sources, UserState, fit_sources
-from agent.rank.training import Candidates, build_groups, judged_events, prefixes
+from agent.rank.training import (
+    Candidates,
+    Judged,
+    build_groups,
+    group_rows,
+    judged_events,
+    prefixes,
+)
 from agent.recommend.candidates import Scored
 from agent.recommend.sequential import SasRecParams
 from agent.schemas import Interaction
@@ -116,10 +123,12 @@ def fit_ranking(
     modes: Sequence[Candidates],
     options: RankingOptions,
     vectors: tuple[list[str], Array] | None = None,
-    evidence: Mapping[str, LlmEvidence] | None = None,
+    training_evidence: TrainingEvidence | None = None,
 ) -> Ranking:
     """Rankers for `systems` (names in FEATURE_SETS) trained on the `held_out + 1`-th last
-    events, and the sources for judging the `held_out`-th last ones."""
+    events, and the sources for judging the `held_out`-th last ones. `training_evidence`
+    (llmrank's sampled groups only) gets each user's training target, the events before it
+    and the group's candidates in the order shown, and returns the LLM evidence for them."""
     o, timings, groups = options, {}, {}
     started = time.perf_counter()
     train_sources = fit_sources(prefixes(histories, held_out + 1), catalog, o.sources,
@@ -130,6 +139,13 @@ def fit_ranking(
     for mode in modes:
         size = o.sampled_size if mode is Candidates.SAMPLED else o.depth
         started = time.perf_counter()
+        evidence = None
+        if training_evidence is not None and mode is Candidates.SAMPLED:
+            started_llm = time.perf_counter()
+            wanted = {u: j for u, j in judged.items() if u in training_evidence.users}
+            training_groups = sampled_groups(train_sources, wanted, size, o.seed)
+            evidence = training_evidence.make(training_groups)
+            timings["llm_evidence_train_s"] = round(time.perf_counter() - started_llm, 3)
         every = build_groups(train_sources, judged, ALL_FEATURES, mode, size, o.seed, evidence)
         timings[f"features_{mode.value}_s"] = round(time.perf_counter() - started, 3)
         groups[mode.value] = len(every.sizes)
@@ -146,6 +162,35 @@ def fit_ranking(
         for mode, ranker in by_mode.items():
             timings[f"train_{name}_{mode.value}_s"] = ranker.train_seconds
     return Ranking(judge_sources, rankers, o, timings, groups)
+
+
+@dataclass(frozen=True)
+class TrainingGroup:
+    """What the LLM may see of one training group: the events before its target (never the
+    target or anything after it) and the candidates, the target among them."""
+
+    before: tuple[Interaction, ...]
+    candidates: list[str]
+
+
+@dataclass(frozen=True)
+class TrainingEvidence:
+    """The LLM evidence for the training groups of `users` (the others get NaN columns)."""
+
+    users: frozenset[str]
+    make: Callable[[Mapping[str, TrainingGroup]], Mapping[str, LlmEvidence]]
+
+
+def sampled_groups(
+    sources: Sources, judged: Mapping[str, Judged], size: int, seed: int
+) -> dict[str, TrainingGroup]:
+    found = {}
+    for user_id, j in judged.items():
+        group = group_rows(sources, j, Candidates.SAMPLED, size, seed)
+        if group is not None:
+            ids = [sources.catalog.item_ids[r] for r in group[1]]
+            found[user_id] = TrainingGroup(j.before, ids)
+    return found
 
 
 @dataclass

@@ -11,7 +11,7 @@ LLM (cached), run every protocol for every user, and write the run folder:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,6 @@ from agent.embeddings import Embedder
 from agent.profiles.grounding import SemanticJudge
 from agent.profiles.profiler import Profiler
 from agent.rank.sources import Catalog
-from agent.recommend.candidates import Scored
 from agent.recommend.collaborative import fit_ease
 from agent.recommend.dense import profile_query_text
 from agent.recommend.filters import load_item_meta
@@ -40,6 +39,7 @@ from agent.store.record import RecordStore
 from evals.backends import check_backends
 from evals.cache import JsonlCache
 from evals.llm import LLMStages, ProfileResult, RerankResult
+from evals.llm_evidence import TrainingLLM, test_stage_evidence
 from evals.protocols import (
     TOP,
     Protocol,
@@ -56,6 +56,7 @@ from evals.ranked import (
     RankerSystem,
     Ranking,
     SequentialSystem,
+    TrainingEvidence,
     fit_ranking,
     mode_for,
     ranking_options,
@@ -72,6 +73,7 @@ from evals.systems import (
     Vectors,
     history_queries,
 )
+from evals.timed import Timed
 
 Task = Callable[[str, int], Callable[[], None]]
 """progress(label, total) -> advance(): the CLI shows rich bars, tests pass a no-op."""
@@ -182,6 +184,9 @@ class Runner:
             self.stages = LLMStages(ctx.generator, cache, probe)
         self.system_seconds: dict[str, dict[str, float]] = {}
         self.ranking: Ranking | None = None
+        self.rankers: dict[str, RankerSystem] = {}
+        self.training_stages: LLMStages | None = None
+        """The LLM stages run for the rankers' training groups (validation events)."""
 
     @property
     def with_llm(self) -> bool:
@@ -222,12 +227,37 @@ class Runner:
             prep.histories, Catalog.from_meta(load_item_meta(self.ctx.record)),
             self.options.stage.held_out, names, list(dict.fromkeys(modes)),
             ranking_options(self.ctx.settings, self.options.seed), vectors,
+            self.training_evidence(prep),
         )  # fmt: skip
         prep.timings["rank_fit_s"] = round(time.perf_counter() - started, 3)
         found: dict[str, System] = {SEQUENTIAL: SequentialSystem(self.ranking)}
         for name in names:
-            found[name] = RankerSystem(name, self.ranking)
+            found[name] = self.rankers[name] = RankerSystem(name, self.ranking)
         return found
+
+    def training_evidence(self, prep: Prepared) -> TrainingEvidence | None:
+        """The LLM columns for the rankers' training groups of the eval's users (scored mode
+        with llmrank only: its sampled groups are what the scored re-rank can label)."""
+        if self.stages is None or self.options.rerank_mode != "scored":
+            return None
+        if Protocol.LLMRANK not in self.options.protocols:
+            return None
+        s = self.ctx.settings
+        profiler = Profiler(s, self.ctx.record, SemanticJudge(self.ctx.embedder))
+        # same cache and server, own counters: the report's cost keeps the two apart
+        self.training_stages = LLMStages(self.stages.generator, self.stages.cache,
+                                         self.stages.probe)  # fmt: skip
+        make = TrainingLLM(
+            profiler, self.training_stages, lambda ids: self.catalog_items(ids, prep),
+            s.eval_history_cap, self.options.shuffles, s.rerank_history_events, self.options.seed, self.progress,
+        )  # fmt: skip
+        return TrainingEvidence(frozenset(prep.users), make)
+
+    def catalog_items(self, ids: list[str], prep: Prepared) -> dict[str, Item]:
+        for i in ids:
+            if i not in prep.items and (item := self.ctx.record.get_item(i)) is not None:
+                prep.items[i] = item
+        return {i: prep.items[i] for i in ids if i in prep.items}
 
     def fusion(self, name: str, found: dict[str, System], dense: System) -> FusionSystem:
         s = self.ctx.settings
@@ -264,21 +294,13 @@ class Runner:
         advance = self.progress("profiles (training prefix)", len(requests))
         return self.stages.profiles(profiler, requests, advance)
 
-    def rerank_items(self, split: UserSplit, shown: list[str], prep: Prepared) -> dict[str, Item]:
-        items = {i: prep.items[i] for i in (*shown, *(e.item_id for e in split.history))
-                 if i in prep.items}  # fmt: skip
-        for i in shown:
-            if i not in items and (item := self.ctx.record.get_item(i)) is not None:
-                items[i] = prep.items[i] = item
-        return items
-
     def rerank_request(
         self, split: UserSplit, profile: ProfileResult | None, shown: list[str], prep: Prepared
     ) -> RerankRequest | ScoreRequest | None:
         if profile is None or profile.profile is None:
             return None
         s = self.ctx.settings
-        items = self.rerank_items(split, shown, prep)
+        items = self.catalog_items([*shown, *(e.item_id for e in split.history)], prep)
         if self.options.rerank_mode == "scored":
             return prepare_scored(
                 split.user_id, profile.profile, list(split.history), items, shown,
@@ -337,6 +359,8 @@ class Runner:
                 for u, split in splits.items()
             }
             reranks = self.reranks("llmrank", shown, prep, profiles)
+            if RANKER in self.rankers:
+                self.rankers[RANKER].evidence = test_stage_evidence(profiles, reranks)
             return {
                 u: run_llmrank(split, shown[u], timed, self.fusion_name, reranks.get(u), weight,
                                self.with_llm)
@@ -370,38 +394,6 @@ class Runner:
             for u in prep.users
         ]
         return prep, records
-
-
-@dataclass
-class Timed:
-    """A system whose `order`/`top` calls add their wall time to `seconds[name]`."""
-
-    system: System
-    seconds: dict[str, float]
-
-    @property
-    def name(self) -> str:
-        return self.system.name
-
-    def covers(self, split: UserSplit) -> bool:
-        return self.system.covers(split)
-
-    def order(self, split: UserSplit, candidates: Sequence[str]) -> list[str]:
-        started = time.perf_counter()
-        try:
-            return self.system.order(split, candidates)
-        finally:
-            self._add(started)
-
-    def top(self, split: UserSplit, n: int) -> list[Scored]:
-        started = time.perf_counter()
-        try:
-            return self.system.top(split, n)
-        finally:
-            self._add(started)
-
-    def _add(self, started: float) -> None:
-        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - started
 
 
 def run_id(options: RunOptions, users: int) -> str:

@@ -223,6 +223,35 @@ def test_scored_rerank_keeps_every_score_and_reuses_probes_across_shuffle_counts
     assert all(r is not None and r.runs == 1 and r.cached for r in first.values())
 
 
+def test_ranker_llm_columns_come_from_events_before_each_validation_target(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ranker learns from validation events: the LLM evidence of a training group is
+    made from the events before that user's validation target only, over the group's own
+    candidates (the target among them); judging uses the test-stage scores."""
+    from evals.llm_evidence import TrainingLLM
+    from evals.splits import load_histories
+
+    seen: dict[str, Any] = {}
+    original = TrainingLLM.__call__
+
+    def spy(self: TrainingLLM, groups: Any) -> Any:
+        seen.update(groups)
+        return original(self, groups)
+
+    monkeypatch.setattr(TrainingLLM, "__call__", spy)
+    result = run(world, tmp_path, RecordingSmoke(), protocols=[Protocol.LLMRANK])
+    histories = load_histories(world.record)
+    records = load_records(result.run_dir)
+    assert set(seen) == {r.user_id for r in records}
+    for user_id, group in seen.items():
+        events = histories[user_id]
+        assert list(group.before) == events[:-2]
+        assert events[-2].item_id in group.candidates and len(group.candidates) == 20
+    assert "llm_evidence_train_s" in result.summary.ranking["timings_s"]  # type: ignore[operator]
+    assert "ranker" in result.summary.protocols["llmrank"].systems
+
+
 def test_fake_backends_are_refused_without_smoke(world: World, tmp_path: Path) -> None:
     with pytest.raises(FakeBackendError, match="--smoke"):
         run(world, tmp_path, smoke=False)

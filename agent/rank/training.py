@@ -21,7 +21,13 @@ from enum import StrEnum
 
 import numpy as np
 
-from agent.rank.features import LlmEvidence, candidate_union, feature_matrix, user_scores
+from agent.rank.features import (
+    LlmEvidence,
+    UserScores,
+    candidate_union,
+    feature_matrix,
+    user_scores,
+)
 from agent.rank.model import Groups
 from agent.rank.sources import Index, Sources
 from agent.schemas import Interaction
@@ -84,6 +90,26 @@ def shuffled(rows: Index, seed: int, user_id: str) -> Index:
     return rows[order]
 
 
+def group_rows(
+    sources: Sources, judged: Judged, mode: Candidates, size: int, seed: int
+) -> tuple[UserScores, Index, int] | None:
+    """A user's group as `build_groups` makes it: scores, candidate rows in the order shown
+    to the ranker, and the target's row (None: target outside the catalog or not retrieved).
+    The LLM stages score exactly these candidates for the ranker's LLM columns."""
+    target = sources.catalog.index.get(judged.target)
+    if target is None:
+        return None
+    state = sources.user(judged.user_id, judged.before)
+    scored = user_scores(sources, state)
+    if mode is Candidates.SAMPLED:
+        rows = sampled_rows(sources, state.prior, target, size, seed, judged.user_id)
+    else:
+        rows = candidate_union(scored, size)
+        if target not in set(rows.tolist()):
+            return None
+    return scored, shuffled(rows, seed, judged.user_id), target
+
+
 def build_groups(
     sources: Sources,
     judged: Mapping[str, Judged],
@@ -97,18 +123,10 @@ def build_groups(
     `size`: candidates per group (sampled) or depth per retriever (retrieved)."""
     xs, ys, sizes, users = [], [], [], []
     for user_id, j in judged.items():
-        target = sources.catalog.index.get(j.target)
-        if target is None:
+        found = group_rows(sources, j, mode, size, seed)
+        if found is None:
             continue
-        state = sources.user(user_id, j.before)
-        scored = user_scores(sources, state)
-        if mode is Candidates.SAMPLED:
-            rows = sampled_rows(sources, state.prior, target, size, seed, user_id)
-        else:
-            rows = candidate_union(scored, size)
-            if target not in set(rows.tolist()):
-                continue
-        rows = shuffled(rows, seed, user_id)
+        scored, rows, target = found
         mine = evidence.get(user_id) if evidence is not None else None
         xs.append(feature_matrix(sources, scored, rows, names, mine))
         ys.append((rows == target).astype(np.float32))
