@@ -249,7 +249,8 @@ class Runner:
                                          self.stages.probe)  # fmt: skip
         make = TrainingLLM(
             profiler, self.training_stages, lambda ids: self.catalog_items(ids, prep),
-            s.eval_history_cap, self.options.shuffles, s.rerank_history_events, self.options.seed, self.progress,
+            s.eval_history_cap, self.options.shuffles, s.rerank_history_events,
+            self.options.seed, self.progress,
         )  # fmt: skip
         return TrainingEvidence(frozenset(prep.users), make)
 
