@@ -83,6 +83,17 @@ def test_recommend_with_rerank_uses_the_llm(
     assert data["items"][0]["item_id"] not in history_ids(world.record, "crime")
 
 
+def test_rerank_mode_generate_writes_the_list(
+    world: World, app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_llm(monkeypatch, SchemaFiller())
+    args = ["recommend", "crime", "--k", "1", "--json", "--rerank-mode", "generate"]
+    code, out, err = invoke(app, world, *args)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["rerank"]["mode"] == "generate" and data["rerank"]["prompt"]["id"] == "rerank"
+
+
 def test_filters_are_respected_and_bad_ones_refused(
     world: World, app: typer.Typer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

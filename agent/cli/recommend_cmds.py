@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent.cli.choices import FeedbackName
+from agent.cli.choices import FeedbackName, RerankModeName
 from agent.cli.common import (
     BaseUrlOpt,
     DataDirOpt,
@@ -104,16 +104,27 @@ def recommend_cmd(
         bool, typer.Option("--no-rerank", help="Retrieval and fusion only: no LLM.")
     ] = False,
     filters: FilterOpt = None,
+    rerank_mode: Annotated[
+        RerankModeName | None,
+        typer.Option(
+            "--rerank-mode",
+            help="scored (default): label log-probs order the top candidates, then one "
+            "request writes reasons for the K shown; generate: the model writes the ranked "
+            "list with a reason per pick (for big models).",
+        ),
+    ] = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recommend unseen items with reasons: dense (profile), collaborative (EASE) and
-    popularity candidates, fused, then re-ranked by the LLM (ids limited to the candidates).
+    """Recommend unseen items with reasons: dense (profile), collaborative (EASE), sequential
+    and popularity candidates, ordered by the learned ranker (or fused), then re-ranked by the
+    LLM (ids limited to the candidates) with reasons for the items shown.
 
     Examples: personae recommend 42 | personae recommend 42 --no-rerank --filter year>=1990"""
-    settings = make_settings(model=model, base_url=base_url, data_dir=data_dir)
+    settings = make_settings(model=model, base_url=base_url, data_dir=data_dir,
+                             rerank_mode=rerank_mode.value if rerank_mode else None)  # fmt: skip
     with (
         failing_clearly("--no-rerank recommends without the LLM"),
         llm(settings, not no_rerank) as generator,
@@ -132,7 +143,9 @@ def recommend_cmd(
 def show_recommendations(result: Recommendations) -> None:
     from rich.table import Table
 
-    how = "LLM re-rank blended with retrieval" if result.reranked else "retrieval only"
+    how = "retrieval only"
+    if result.reranked and result.rerank is not None:
+        how = f"LLM re-rank ({result.rerank.mode}) blended with retrieval"
     title = f"user {result.user_id}: top {len(result.items)} ({how})"
     if result.filters:
         title += " | " + ", ".join(result.filters)
