@@ -44,12 +44,12 @@ def fit_cmd(
     Example: personae rank fit --depth 50"""
     from dataclasses import replace
 
+    from agent.cli.deferred import open_client
     from agent.embeddings import load_embedder
     from agent.rank.fit import FitOptions, fit_production, stored_vectors
     from agent.rank.model import RankerParams
     from agent.rank.sources import SourceParams
     from agent.recommend.sequential import SasRecParams
-    from agent.cli.deferred import open_client
     from agent.store.item_index import ItemIndex
     from agent.store.record import RecordStore
 
