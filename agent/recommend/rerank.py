@@ -149,11 +149,7 @@ def prepare_rerank(
     seed: int = 0,
 ) -> RerankRequest:
     """One prompt per shuffle over `candidates` (retrieval order, each must be in `items`)."""
-    if not candidates:
-        raise ValueError("nothing to re-rank: no candidates")
-    missing = [c for c in candidates if c not in items]
-    if missing:
-        raise ValueError(f"candidates missing from the catalog: {missing[:5]}")
+    check_candidates(candidates, items)
     picks = max(1, min(picks, len(candidates)))
     lines, shown_ids = history_lines(history, items, history_events)
     orders = shuffled_orders(list(candidates), shuffles, f"{seed}:{user_id}")
@@ -181,6 +177,15 @@ def prepare_rerank(
         max_tokens=picks * tokens_per_pick + 16,
         reask_repeats=reask_repeats,
     )
+
+
+def check_candidates(candidates: Sequence[str], items: Mapping[str, Item]) -> None:
+    """Raise ValueError unless there are candidates and every one is in the catalog."""
+    if not candidates:
+        raise ValueError("nothing to re-rank: no candidates")
+    missing = [c for c in candidates if c not in items]
+    if missing:
+        raise ValueError(f"candidates missing from the catalog: {missing[:5]}")
 
 
 def shuffled_orders(candidates: list[str], shuffles: int, seed: str) -> list[list[str]]:

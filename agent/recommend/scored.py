@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from agent.prompts import RenderedPrompt, load_prompt
 from agent.recommend.context import history_lines, item_line, profile_text
-from agent.recommend.rerank import RerankOutcome, shuffled_orders
+from agent.recommend.rerank import RerankOutcome, check_candidates, shuffled_orders
 from agent.runtime.label_probe import LABELS, LabelProbe, ProbeResult
 from agent.schemas import Interaction, Item
 from agent.schemas.profile import UserProfile
@@ -49,14 +49,10 @@ def prepare_scored(
     seed: int = 0,
 ) -> ScoreRequest:
     """One prompt per order over `candidates` (retrieval order, each must be in `items`)."""
-    if not candidates:
-        raise ValueError("nothing to re-rank: no candidates")
+    check_candidates(candidates, items)
     if len(candidates) > len(LABELS):
         raise ValueError(f"scored re-rank labels at most {len(LABELS)} candidates, not "
                          f"{len(candidates)}: lower rerank_top_n")  # fmt: skip
-    missing = [c for c in candidates if c not in items]
-    if missing:
-        raise ValueError(f"candidates missing from the catalog: {missing[:5]}")
     lines, _ = history_lines(history, items, history_events, with_id=False)
     orders = shuffled_orders(list(candidates), shuffles, f"{seed}:{user_id}")
     template = load_prompt(PROMPT_ID)
