@@ -13,12 +13,11 @@ from agent.ingest.fields import (
     MAX_TITLE_CHARS,
     RowError,
     parse_id,
-    parse_rating,
     parse_text,
     parse_timestamp,
     require,
 )
-from agent.ingest.movielens100k import split_title_year
+from agent.ingest.movielens100k import rating_event, split_title_year
 from agent.ingest.rows import FormatError, ReadContext, Row
 from agent.ingest.table import Table, convert_rows, read_table
 from agent.schemas import EventType, Interaction, Item
@@ -74,13 +73,7 @@ def _movie(row: dict[str, str]) -> Item:
 
 
 def _rating(row: dict[str, str]) -> Interaction:
-    return Interaction(
-        user_id=parse_id(row["userId"], "userId", digits=True),
-        item_id=parse_id(row["movieId"], "movieId", digits=True),
-        timestamp=parse_timestamp(require(row, "timestamp"), unit="s"),
-        event_type=EventType.RATING,
-        rating=parse_rating(require(row, "rating"), *RATING_RANGE),
-    )
+    return rating_event(row, "userId", "movieId", RATING_RANGE)
 
 
 def _tag(row: dict[str, str]) -> Interaction:

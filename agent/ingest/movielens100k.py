@@ -220,16 +220,27 @@ def _ratings(path: Path, ctx: ReadContext) -> Iterator[Row]:
     return convert_rows(read_table(path, ATOMIC_INTER, ctx), _atomic_rating)
 
 
-def _rating(row: dict[str, str], digits: bool = True) -> Interaction:
-    """GroupLens ids are numbers; RecBole's atomic files hold tokens of any dataset."""
+def rating_event(
+    row: dict[str, str],
+    user: str,
+    item: str,
+    rating_range: tuple[float, float],
+    digits: bool = True,
+) -> Interaction:
+    """A MovieLens rating row (user, item, rating, Unix seconds) under its columns' names:
+    GroupLens ids are numbers; RecBole's atomic files hold tokens of any dataset."""
     return Interaction(
-        user_id=parse_id(row["user_id"], "user_id", digits=digits),
-        item_id=parse_id(row["item_id"], "item_id", digits=digits),
+        user_id=parse_id(row[user], user, digits=digits),
+        item_id=parse_id(row[item], item, digits=digits),
         timestamp=parse_timestamp(require(row, "timestamp"), unit="s"),
         event_type=EventType.RATING,
-        rating=parse_rating(require(row, "rating"), *RATING_RANGE),
+        rating=parse_rating(require(row, "rating"), *rating_range),
     )
 
 
+def _rating(row: dict[str, str]) -> Interaction:
+    return rating_event(row, "user_id", "item_id", RATING_RANGE)
+
+
 def _atomic_rating(row: dict[str, str]) -> Interaction:
-    return _rating(row, digits=False)
+    return rating_event(row, "user_id", "item_id", RATING_RANGE, digits=False)
