@@ -1,7 +1,7 @@
 """PII scrub: Presidio with spaCy NER (`full`) vs its pattern recognizers only (`patterns`)
 vs the hand-written regexes it replaced, on the hand-made corpus in tests/fixtures/pii.
 
-    python bench/scrub.py [--reviews 1000] [--json]
+    python bench/scrub.py [--reviews 1000] [--json] [--ml100k]
 
 Reports, per scrubber: recall per entity type (a piece of personal data counts as caught
 when none of its words of 3+ characters is left in the output), the phrases that had to
@@ -11,6 +11,12 @@ titles changed by the catalog path (`scrub`), and seconds per 1,000 reviews (rev
 three corpus texts each, about 160 characters, scrubbed as profiles scrub them, after a
 warm-up; engine load time apart), wall and CPU. One process, one core; on a shared machine
 the wall time is noisy, the CPU time less so.
+
+Then the catalog path (`scrub`, what recommend's reasons and every prompt's titles go
+through) with and without the screen that clears texts no recognizer can match
+(`pii.might_hold`): how many titles still reach Presidio, whether any output differs, CPU
+seconds per 1,000 titles (uncached). The titles are the fixture's, and with --ml100k also
+the 1,682 of the MovieLens-100K sample inside recbole.
 """
 
 from __future__ import annotations
@@ -103,8 +109,8 @@ Scrubber = Callable[[Case], str]
 def evaluate(name: str, scrub_case: Scrubber, scrub_title: Callable[[str], str]) -> Scores:
     scores = Scores(name)
     started = time.perf_counter()
-    scrub_title("warm up")
-    scrub_case(Case("warm up John Smith", [], []))
+    scrub_title("warm up at 555-0100")  # text the screen passes on, so the engines load here
+    scrub_case(Case("warm up John Smith, 12 Main Street, 555-0100", [], []))
     scores.load_seconds = time.perf_counter() - started
     for case in load_corpus():
         out = scrub_case(case)
@@ -169,10 +175,47 @@ def scrubbers() -> dict[str, tuple[Scrubber, Callable[[str], str]]]:
     }
 
 
+def ml100k_titles() -> list[str]:
+    from agent.ingest.movielens100k import sample_dir
+
+    (item_file,) = sample_dir().glob("*.item")
+    lines = item_file.read_text(encoding="latin-1").splitlines()[1:]
+    return [line.split("\t")[1] for line in lines if line.count("\t") >= 1]
+
+
+def catalog_cost(titles: list[str]) -> dict[str, Any]:
+    """The catalog scrub of `titles`, uncached, screened (as shipped) and unscreened."""
+    from agent.profiles import pii
+    from agent.profiles.scrub import MAX_SCRUB_CHARS, _prepare, _scrub_catalog
+
+    scrub_uncached = _scrub_catalog.__wrapped__
+    reaching = [
+        t for t in titles if pii.might_hold(_prepare(t, MAX_SCRUB_CHARS), pii.CATALOG_ENTITIES)
+    ]
+    found: dict[str, Any] = {"titles": len(titles), "reach_presidio": len(reaching),
+                             "reaching": reaching[:20]}  # fmt: skip
+    outputs = {}
+    screen = pii.might_hold
+    for label, check in (("screened", screen), ("unscreened", lambda text, entities: True)):
+        pii.might_hold = check  # type: ignore[assignment]
+        try:
+            scrub_uncached("warm up 555-0100")
+            cpu = time.process_time()
+            outputs[label] = [scrub_uncached(t) for t in titles]
+            found[f"{label}_cpu_s_per_1000"] = round(
+                (time.process_time() - cpu) * 1000 / len(titles), 3
+            )
+        finally:
+            pii.might_hold = screen
+    found["outputs_differ"] = sum(a != b for a, b in zip(*outputs.values(), strict=True))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reviews", type=int, default=1000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--ml100k", action="store_true", help="also the ML-100K sample titles")
     args = parser.parse_args()
     results = []
     for name, (scrub_case, scrub_title) in scrubbers().items():
@@ -183,8 +226,13 @@ def main() -> None:
         results.append(scores.to_dict())
         if not args.json:
             print(json.dumps(results[-1], indent=1, ensure_ascii=False))
+    titles = catalog_titles() + (ml100k_titles() if args.ml100k else [])
+    catalog = catalog_cost(titles)
     if args.json:
-        print(json.dumps(results, indent=1, ensure_ascii=False))
+        print(json.dumps({"scrubbers": results, "catalog": catalog}, indent=1,
+                         ensure_ascii=False))  # fmt: skip
+    else:
+        print(json.dumps({"catalog": catalog}, indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":
