@@ -148,15 +148,19 @@ class Ranker:
         try:
             trees = read_trees(path)
         except UnsupportedTrees:  # a model this reader cannot score: lightgbm does
-            import lightgbm as lgb
-
-            booster = lgb.Booster(model_file=str(path))
-            if list(booster.feature_name()) != features:
-                raise ValueError(f"{path}: the booster's features differ from its manifest")
-            return cls(booster, features, params, best_rounds=booster.current_iteration())
+            return cls._load_with_lightgbm(path, features, params)
         if trees.feature_names != features:
             raise ValueError(f"{path}: the booster's features differ from its manifest")
         return cls(None, features, params, best_rounds=len(trees), trees=trees, path=path)
+
+    @classmethod
+    def _load_with_lightgbm(cls, path: Path, features: list[str], params: RankerParams) -> Ranker:
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_file=str(path))
+        if list(booster.feature_name()) != features:
+            raise ValueError(f"{path}: the booster's features differ from its manifest")
+        return cls(booster, features, params, best_rounds=booster.current_iteration())
 
 
 def params_dict(params: RankerParams) -> dict[str, Any]:
