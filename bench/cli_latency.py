@@ -1,7 +1,7 @@
 """Wall time of `personae` commands as whole processes, against `python -c pass`.
 
     PERSONAE_DATA_DIR=DIR PYTHONPATH=. .venv/bin/python bench/cli_latency.py [--runs 7]
-        [--user 1] [--no-refit] [--json]
+        [--user 1] [--no-refit] [--json] [--before TREE [--before-data DIR2]]
 
 Each command is started the way a user starts it: the `personae` console script run by this
 interpreter (`python .venv/bin/personae ...`), next to the baseline `python -c pass` started
@@ -16,6 +16,11 @@ next `recommend` (it must refit and say so on stderr) and the one after (models 
 
 DIR must hold an ingested record, the item index and a profile of --user (e.g. the main job:
 `personae ingest movielens-100k --sample`, `personae index items`, `personae profile`).
+
+Before/after in one run: `--before TREE` (another source tree, e.g. `git archive HEAD | tar
+-x -C TREE` before a change) times every command from that tree too, in the same rounds (its
+rows are marked `[before]`, run with PYTHONPATH=TREE), then prints the medians side by side.
+`--before-data DIR2` gives it its own data dir (a copy, when the change altered a file format).
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class Timed:
     argv: list[str]
     seconds: list[float] = field(default_factory=list)
     target_s: float | None = None
+    env: dict[str, str] | None = None
+    """The environment to run it in (None: the bench's own)."""
     cpu_seconds: list[float] = field(default_factory=list)
     """user + system CPU of the process: less sensitive than wall time to other load."""
 
@@ -90,7 +97,7 @@ def checked(argv: list[str], env: dict[str, str]) -> Run:
 def time_commands(commands: list[Timed], env: dict[str, str], runs: int, warmup: int) -> None:
     for round_no in range(warmup + runs):
         for command in commands:
-            result = checked(command.argv, env)
+            result = checked(command.argv, command.env or env)
             if round_no >= warmup:
                 command.seconds.append(result.seconds)
                 command.cpu_seconds.append(result.cpu_seconds)
@@ -136,6 +143,25 @@ def table(baseline: Timed, commands: list[Timed]) -> str:
     return "\n".join(lines)
 
 
+def side_by_side(commands: list[Timed]) -> str:
+    """Medians of each command from the tree under test and from --before."""
+    before = {c.label.removesuffix(BEFORE): c for c in commands if c.label.endswith(BEFORE)}
+    head = f"{'command':<36} {'before s':>9} {'after s':>9} {'before cpu':>11} {'after cpu':>10}"
+    lines = [head, "-" * len(head)]
+    for c in commands:
+        if c.label in before:
+            b = before[c.label]
+            cpu_b, cpu_c = statistics.median(b.cpu_seconds), statistics.median(c.cpu_seconds)
+            lines.append(
+                f"{c.label:<36} {b.median:>9.3f} {c.median:>9.3f} {cpu_b:>11.3f} {cpu_c:>10.3f}"
+            )
+    return "\n".join(lines)
+
+
+BEFORE = " [before]"
+LABELS = ("--help", "stats --json", "similar USER", "recommend USER --no-rerank --k 5")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="timed rounds (median of these)")
@@ -143,6 +169,8 @@ def main() -> None:
     parser.add_argument("--user", default="1", help="a profiled user")
     parser.add_argument("--no-refit", action="store_true", help="skip the feedback/refit check")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--before", type=Path, help="source tree to time in the same rounds")
+    parser.add_argument("--before-data", type=Path, help="data dir for --before (default DIR)")
     args = parser.parse_args()
     data_dir = Path(os.environ.get("PERSONAE_DATA_DIR", "")).expanduser()
     if not os.environ.get("PERSONAE_DATA_DIR") or not data_dir.is_dir():
@@ -150,14 +178,25 @@ def main() -> None:
     env = dict(os.environ)
     base = [sys.executable, str(personae_script())]
     baseline = Timed("python -c pass", [sys.executable, "-c", "pass"])
+    variants: list[tuple[str, dict[str, str] | None]] = [("", None)]
+    if args.before is not None:
+        before_data = args.before_data or data_dir
+        before_env = env | {"PYTHONPATH": str(args.before.resolve()),
+                            "PERSONAE_DATA_DIR": str(before_data)}  # fmt: skip
+        variants.append((BEFORE, before_env))
     commands = [
         Timed(
-            label, [*base, *label.replace("USER", args.user).split()], target_s=TARGETS_S.get(label)
+            label + suffix,
+            [*base, *label.replace("USER", args.user).split()],
+            target_s=None if suffix else TARGETS_S.get(label),
+            env=variant_env,
         )
-        for label in ("--help", "stats --json", "similar USER", "recommend USER --no-rerank --k 5")
+        for label in LABELS
+        for suffix, variant_env in variants
     ]
     # Models and the user's query vector current before timing (this may fit them once).
-    checked([*base, "index", "models"], env)
+    for _, variant_env in variants:
+        checked([*base, "index", "models"], variant_env or env)
     load_before = os.getloadavg()
     time_commands([baseline, *commands], env, args.runs, args.warmup)
     report: dict[str, Any] = {
@@ -167,7 +206,7 @@ def main() -> None:
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "cpus": os.cpu_count(),
         "commands": [
-            asdict(c)
+            {k: v for k, v in asdict(c).items() if k != "env"}  # not the environment
             | {
                 "median_s": round(c.median, 3),
                 "ratio": round(c.median / baseline.median, 2),
@@ -182,6 +221,9 @@ def main() -> None:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
     print(table(baseline, commands))
+    if args.before is not None:
+        print()
+        print(side_by_side(commands))
     print(f"load average (1, 5, 15 min) before {load_before}, after {os.getloadavg()}")
     refit = report.get("refit")
     if refit:
