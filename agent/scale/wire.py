@@ -1,0 +1,96 @@
+"""A `ProfileRequest` as JSON, so that a worker can hand it to the engine and the driver.
+
+The request holds the draft schema as a class made by `draft_schema(ids, limit)`; classes do
+not travel well between processes, so the wire form carries `ids` and `limit` and rebuilds
+the class on the other side. `draft_args` reads them back from the class and checks that the
+rebuilt class has the same JSON schema, so a change to `draft_schema` cannot slip through as
+a silently different schema."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from pydantic import BaseModel
+
+from agent.profiles.profiler import ProfileRequest
+from agent.prompts import RenderedPrompt
+from agent.schemas import Item
+from agent.schemas.profile import ComputedFacts, ProfileDraft, ProfileKind, draft_schema
+
+
+class WireFormatError(ValueError):
+    """A draft schema that `draft_schema` cannot rebuild from ids and a limit."""
+
+
+def draft_args(schema: type[ProfileDraft]) -> tuple[list[str], int]:
+    """The evidence ids and the interest limit `schema` was made with."""
+    try:
+        interests = schema.model_fields["interests"]
+        (grounded,) = get_args(interests.annotation)
+        (allowed,) = get_args(grounded.model_fields["evidence"].annotation)
+        ids = [str(i) for i in get_args(allowed)]
+        limit = next(m.max_length for m in interests.metadata if hasattr(m, "max_length"))
+    except (KeyError, ValueError, AttributeError, StopIteration) as err:
+        raise WireFormatError(f"{schema.__name__} is not a draft_schema(...) class") from err
+    if not ids:  # evidence is a plain str: not limited to a history
+        raise WireFormatError(f"{schema.__name__} is not a draft_schema(...) class")
+    if draft_schema(ids, limit).model_json_schema() != schema.model_json_schema():
+        raise WireFormatError(f"draft_schema({ids!r}, {limit}) does not rebuild {schema}")
+    return ids, int(limit)
+
+
+class WireRequest(BaseModel):
+    """Everything `Profiler.finish` needs, as plain data."""
+
+    user_id: str
+    kind: ProfileKind
+    prompt: RenderedPrompt
+    evidence_ids: list[str]
+    max_interests: int
+    facts: ComputedFacts
+    history_hash: str
+    history_events: int
+    version: int
+    history_ids: list[str]
+    items: list[Item]
+    text: str | None = None
+
+    @classmethod
+    def of(cls, request: ProfileRequest) -> WireRequest:
+        ids, limit = draft_args(request.schema)
+        return cls(
+            user_id=request.user_id,
+            kind=request.kind,
+            prompt=request.prompt,
+            evidence_ids=ids,
+            max_interests=limit,
+            facts=request.facts,
+            history_hash=request.history_hash,
+            history_events=request.history_events,
+            version=request.version,
+            history_ids=sorted(request.history_ids),
+            items=list(request.items.values()),
+            text=request.text,
+        )
+
+    def schema_class(self) -> type[ProfileDraft]:
+        return draft_schema(self.evidence_ids, self.max_interests)
+
+    def request(self) -> ProfileRequest:
+        return ProfileRequest(
+            user_id=self.user_id,
+            kind=self.kind,
+            prompt=self.prompt,
+            schema=self.schema_class(),
+            facts=self.facts,
+            history_hash=self.history_hash,
+            history_events=self.history_events,
+            version=self.version,
+            history_ids=set(self.history_ids),
+            items={item.item_id: item for item in self.items},
+            text=self.text,
+        )
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The prompt as chat messages for `vllm.LLM.chat`."""
+        return [{"role": m.role, "content": m.content} for m in self.prompt.messages]
