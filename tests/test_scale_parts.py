@@ -30,7 +30,7 @@ from agent.runtime.structured import (
     decoding_schema,
 )
 from agent.scale.engine import ENGINE_COLUMNS, EngineSpec, ProfileEngine, engine_kwargs
-from agent.scale.job import RayBatchProfiler, RayProfileError, check_reachable
+from agent.scale.job import RayBatchProfiler, RayProfileError, check_reachable, local_cluster_env
 from agent.scale.render import ERROR_PII, ERROR_PREPARE, render_batch
 from agent.scale.rows import RowProfiler, UserRow, user_row
 from agent.scale.wire import WireFormatError, WireRequest, draft_args
@@ -233,7 +233,9 @@ def test_engine_options_match_the_local_servers_command_line(tmp_path: Path) -> 
     assert str(kwargs["seed"]) == flag["--seed"] and kwargs["dtype"] == flag["--dtype"]
     assert kwargs["enforce_eager"] == ("--enforce-eager" in cmd)
     assert kwargs["structured_outputs_config"] == json.loads(flag["--structured-outputs-config"])
-    assert kwargs["tensor_parallel_size"] == 1
+    assert kwargs["tensor_parallel_size"] == 1 and "distributed_executor_backend" not in kwargs
+    spec = EngineSpec(settings=settings, model_path="/m", served_name="t", tensor_parallel_size=4)
+    assert engine_kwargs(spec)["distributed_executor_backend"] == "mp"
 
 
 # -- the driver: store, log or stop on each result -------------------------------------------
@@ -353,3 +355,12 @@ def test_help_and_the_scale_modules_load_neither_ray_nor_vllm() -> None:
         "            assert stop.code == 0, stop.code\n"
     )
     assert modules_loaded_by(code, ("ray", "vllm", "pyarrow", "torch")) == []
+
+
+def test_a_local_cluster_runs_without_rays_memory_monitor_unless_told_otherwise() -> None:
+    env: dict[str, str] = {}
+    local_cluster_env(env)
+    assert env == {"RAY_memory_monitor_refresh_ms": "0"}
+    mine = {"RAY_memory_monitor_refresh_ms": "250"}
+    local_cluster_env(mine)
+    assert mine == {"RAY_memory_monitor_refresh_ms": "250"}

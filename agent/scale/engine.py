@@ -52,6 +52,10 @@ def engine_kwargs(spec: EngineSpec) -> dict[str, Any]:
             "backend": "xgrammar",
             "disable_any_whitespace": True,
         }
+    if spec.tensor_parallel_size > 1:
+        # The actor already holds the GPUs (Ray set CUDA_VISIBLE_DEVICES to them): vLLM's
+        # own Ray executor would ask the cluster for more. Not run here (no GPU).
+        kwargs["distributed_executor_backend"] = "mp"
     return kwargs
 
 

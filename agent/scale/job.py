@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, cast
 
@@ -50,6 +51,8 @@ def ray_session(address: str | None) -> Iterator[None]:
         yield
         return
     check_reachable(address)
+    if address is None:
+        local_cluster_env(os.environ)
     try:
         ray.init(
             address=address,
@@ -67,6 +70,16 @@ def ray_session(address: str | None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def local_cluster_env(env: MutableMapping[str, str]) -> None:
+    """Settings of the Ray cluster started for one run on this machine (a user's own cluster
+    is theirs to configure): no Ray memory monitor. It counts every process of the machine,
+    and beside other jobs it killed the engine actor seven times in a row here ("killed due to
+    memory pressure (OOM)"), each kill retried without end by Ray, so the run never finished.
+    The engine's memory is fixed (weights and KV cache); should the machine truly run out,
+    the kernel's OOM killer takes Ray's workers first (Ray gives them oom_score_adj 1000)."""
+    env.setdefault("RAY_memory_monitor_refresh_ms", "0")
 
 
 def check_reachable(address: str | None, timeout_s: float = REACH_TIMEOUT_S) -> None:
