@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from agent.profiles.scrub import excerpt, scrub
 from agent.schemas import Interaction, Item
-from agent.schemas.profile import ComputedFacts
+from agent.schemas.profile import MAX_LINES, ComputedFacts
 
 CHARS_PER_TOKEN = 2.2
 """Conservative: history lines are dense with ids, years and separators (measured with the
@@ -29,10 +29,11 @@ def estimate_tokens(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN) + 1
 
 
-def event_line(event: Interaction, item: Item | None) -> str:
+def event_line(event: Interaction, item: Item | None, label: str | None = None) -> str:
+    """One history line; `label` (default: the item id) goes in the square brackets."""
     title = scrub(item.title) if item else f"item {event.item_id}"
     year = f" ({item.year})" if item and item.year and f"({item.year})" not in title else ""
-    parts = [f"- [{event.item_id}] {title}{year}"]
+    parts = [f"- [{event.item_id if label is None else label}] {title}{year}"]
     if item and item.categories:
         parts.append(", ".join(scrub(c) for c in item.categories[:4]))
     if event.rating is not None:
@@ -56,16 +57,22 @@ def telling(event: Interaction, mean: float | None) -> float:
 
 
 def select_events(
-    history: Sequence[Interaction], mean: float | None, budget_tokens: int, lines: dict[int, str]
+    history: Sequence[Interaction],
+    mean: float | None,
+    budget_tokens: int,
+    lines: dict[int, str],
+    max_lines: int | None = None,
 ) -> list[int]:
     """Indexes of events to show: the most recent few, then the most telling, then the rest
-    newest first, while the budget lasts. Returned in time order."""
+    newest first, while the budget (and `max_lines`) lasts. Returned in time order."""
     newest_first = list(range(len(history) - 1, -1, -1))
     recent = newest_first[:ALWAYS_RECENT]
     rest = sorted(newest_first[ALWAYS_RECENT:], key=lambda i: (-telling(history[i], mean), -i))
     chosen: list[int] = []
     used = 0
     for index in recent + rest:
+        if max_lines is not None and len(chosen) >= max_lines:
+            break
         cost = estimate_tokens(lines[index])
         if used + cost > budget_tokens:
             if index in recent:
@@ -77,10 +84,20 @@ def select_events(
 
 
 def history_context(
-    history: Sequence[Interaction], items: Mapping[str, Item], facts: ComputedFacts, budget: int
+    history: Sequence[Interaction],
+    items: Mapping[str, Item],
+    facts: ComputedFacts,
+    budget: int,
+    numbered: bool = False,
 ) -> HistoryContext:
+    """The lines to show. `numbered`: each line is labelled by its number (1, 2, ...) instead
+    of its item id, at most `MAX_LINES` of them (the range of a line-citing schema)."""
     lines = {i: event_line(e, items.get(e.item_id)) for i, e in enumerate(history)}
-    chosen = select_events(history, facts.rating_mean, budget, lines)
+    chosen = select_events(history, facts.rating_mean, budget, lines,
+                           MAX_LINES if numbered else None)  # fmt: skip
+    if numbered:
+        lines = {i: event_line(history[i], items.get(history[i].item_id), str(n))
+                 for n, i in enumerate(chosen, 1)}  # fmt: skip
     return HistoryContext(
         lines=[lines[i] for i in chosen],
         shown_ids=[history[i].item_id for i in chosen],

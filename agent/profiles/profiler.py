@@ -25,10 +25,12 @@ from agent.schemas.profile import (
     Confidence,
     Grounding,
     Interest,
+    LinedDraft,
     ProfileDraft,
     ProfileKind,
     Provenance,
     UserProfile,
+    cited_ids,
     draft_schema,
 )
 from agent.store.profiles import ProfileStore
@@ -60,6 +62,8 @@ class ProfileRequest:
     history_ids: set[str] = field(default_factory=set)
     items: dict[str, Item] = field(default_factory=dict)
     text: str | None = None
+    line_ids: list[str] | None = None
+    """For a line-citing prompt: the item id of each line shown (line 1 first)."""
 
 
 class Profiler:
@@ -110,8 +114,10 @@ class Profiler:
         items = self.items_of(history)
         facts = compute_facts(history, items, self.newest_event())
         budget = self.settings.profile_history_tokens
-        context = history_context(self.recent(history), items, facts, budget)
-        prompt = load_prompt("profile", self.settings.profile_prompt_version).render(
+        template = load_prompt("profile", self.settings.profile_prompt_version)
+        numbered = template.cites == "lines"
+        context = history_context(self.recent(history), items, facts, budget, numbered)
+        prompt = template.render(
             facts=facts_text(facts),
             activity=facts_text(facts, categories=False),
             lines=context.lines,
@@ -119,11 +125,17 @@ class Profiler:
             total=context.total,
         )
         distinct = len(set(context.shown_ids))
+        schema = (
+            LinedDraft
+            if numbered
+            else draft_schema(context.shown_ids, max_interests=min(MAX_INTERESTS, distinct))
+        )
         return ProfileRequest(
             user_id=user_id,
             kind=ProfileKind.FULL,
             prompt=prompt,
-            schema=draft_schema(context.shown_ids, max_interests=min(MAX_INTERESTS, distinct)),
+            schema=schema,
+            line_ids=context.shown_ids if numbered else None,
             facts=facts,
             history_hash=history_hash(history),
             history_events=len(history),
@@ -188,6 +200,8 @@ class Profiler:
     def finish(self, request: ProfileRequest, result: Generated[ProfileDraft]) -> UserProfile:
         """Ground the draft and add facts, a computed confidence and provenance."""
         draft = result.value
+        if request.line_ids is not None:
+            draft = cited_ids(draft, request.line_ids)
         if request.kind is ProfileKind.COLD_START:
             semantic = self.judge if isinstance(self.judge, SemanticJudge) else None
             interests, grounding = ground_cold_start(draft, request.text or "", semantic)

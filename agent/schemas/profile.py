@@ -69,6 +69,56 @@ def draft_schema(evidence_ids: list[str], max_interests: int = MAX_INTERESTS) ->
     )
 
 
+MAX_LINES = 60
+"""Most history lines a line-citing profile prompt shows (`profiles.context`): the fixed range
+of its evidence numbers, so every user's profile schema is the same."""
+
+
+class LinedInterest(Interest):
+    """An interest whose evidence is history line numbers (1 = the first line shown)."""
+
+    evidence: list[int] = Field(  # type: ignore[assignment]
+        min_length=1,
+        max_length=MAX_EVIDENCE,
+        description="Line numbers of history items showing it",
+        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": MAX_LINES}},
+    )
+
+
+class LinedDraft(ProfileDraft):
+    """The draft of a line-citing prompt: one schema for every user, so vLLM compiles its
+    grammar once per server instead of once per user (an enum of each user's ids made every
+    schema distinct). The range is in the JSON schema only: a number past the user's own
+    lines is not a validation error (no re-ask) but invalid evidence after `cited_ids`."""
+
+    interests: list[LinedInterest] = Field(  # type: ignore[assignment]
+        min_length=1, max_length=MAX_INTERESTS
+    )
+    dislikes: list[LinedInterest] = Field(  # type: ignore[assignment]
+        default_factory=list, max_length=MAX_DISLIKES
+    )
+
+
+def cited_ids(draft: ProfileDraft, line_ids: list[str]) -> ProfileDraft:
+    """`draft` with line numbers replaced by the ids of those lines; a number with no line
+    becomes `line:N`, which is in no history, so grounding counts it as invalid evidence."""
+
+    def ids(entry: Interest) -> Interest:
+        mapped = [
+            line_ids[n - 1] if isinstance(n, int) and 1 <= n <= len(line_ids) else f"line:{n}"
+            for n in entry.evidence
+        ]
+        return Interest(**(entry.model_dump() | {"evidence": mapped}))
+
+    return ProfileDraft(
+        interests=[ids(i) for i in draft.interests],
+        dislikes=[ids(i) for i in draft.dislikes],
+        sentiment=draft.sentiment,
+        intent=draft.intent,
+        summary=draft.summary,
+    )
+
+
 class CategoryShare(BaseModel):
     category: str
     share: float = Field(ge=0.0, le=1.0)
