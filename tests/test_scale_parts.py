@@ -50,6 +50,7 @@ def same_request(a: ProfileRequest, b: ProfileRequest) -> None:
     for name in ("user_id", "kind", "facts", "history_hash", "history_events", "version"):
         assert getattr(a, name) == getattr(b, name), name
     assert a.history_ids == b.history_ids and a.items == b.items and a.text == b.text
+    assert a.line_ids == b.line_ids
 
 
 def profiled(tmp_path: Path, users: list[str]) -> Profiler:
@@ -100,10 +101,13 @@ def test_a_row_answers_for_its_own_user_only(tmp_path: Path) -> None:
         RowProfiler(profiler.settings, row, None).history("crime")
 
 
-def test_the_wire_form_round_trips_a_request(tmp_path: Path) -> None:
-    profiler = Profiler(Settings(data_dir=tmp_path), build_record(tmp_path))
+@pytest.mark.parametrize("version", [3, None], ids=["ids-v3", "lines-newest"])
+def test_the_wire_form_round_trips_a_request(tmp_path: Path, version: int | None) -> None:
+    settings = Settings(data_dir=tmp_path, profile_prompt_version=version)
+    profiler = Profiler(settings, build_record(tmp_path))
     for user in sorted(HISTORIES):
         request = profiler.prepare_full(user)
+        assert (request.line_ids is None) == (version == 3)
         wire = WireRequest.model_validate_json(WireRequest.of(request).model_dump_json())
         same_request(wire.request(), request)
         assert wire.messages() == [

@@ -4,7 +4,8 @@ The request holds the draft schema as a class made by `draft_schema(ids, limit)`
 not travel well between processes, so the wire form carries `ids` and `limit` and rebuilds
 the class on the other side. `draft_args` reads them back from the class and checks that the
 rebuilt class has the same JSON schema, so a change to `draft_schema` cannot slip through as
-a silently different schema."""
+a silently different schema. A line-citing request (profile prompt v4+) has one schema for
+every user, `LinedDraft`, and carries the ids of its lines instead."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from pydantic import BaseModel
 from agent.profiles.profiler import ProfileRequest
 from agent.prompts import RenderedPrompt
 from agent.schemas import Item
-from agent.schemas.profile import ComputedFacts, ProfileDraft, ProfileKind, draft_schema
+from agent.schemas.profile import (
+    ComputedFacts,
+    LinedDraft,
+    ProfileDraft,
+    ProfileKind,
+    draft_schema,
+)
 
 
 class WireFormatError(ValueError):
@@ -54,10 +61,13 @@ class WireRequest(BaseModel):
     history_ids: list[str]
     items: list[Item]
     text: str | None = None
+    line_ids: list[str] | None = None
+    """For a line-citing request: the item id of each line shown (its schema is LinedDraft)."""
 
     @classmethod
     def of(cls, request: ProfileRequest) -> WireRequest:
-        ids, limit = draft_args(request.schema)
+        lined = request.schema is LinedDraft
+        ids, limit = ([], 0) if lined else draft_args(request.schema)
         return cls(
             user_id=request.user_id,
             kind=request.kind,
@@ -71,9 +81,12 @@ class WireRequest(BaseModel):
             history_ids=sorted(request.history_ids),
             items=list(request.items.values()),
             text=request.text,
+            line_ids=request.line_ids if lined else None,
         )
 
     def schema_class(self) -> type[ProfileDraft]:
+        if self.line_ids is not None:
+            return LinedDraft
         return draft_schema(self.evidence_ids, self.max_interests)
 
     def request(self) -> ProfileRequest:
@@ -89,6 +102,7 @@ class WireRequest(BaseModel):
             history_ids=set(self.history_ids),
             items={item.item_id: item for item in self.items},
             text=self.text,
+            line_ids=self.line_ids,
         )
 
     def messages(self) -> list[dict[str, Any]]:
