@@ -21,7 +21,7 @@ from tests.recommend_data import build_world
 HEAVY = (
     "langchain", "langchain_core", "langchain_openai", "langgraph", "openai", "vllm", "torch",
     "sentence_transformers", "transformers", "chromadb", "matplotlib", "lightgbm", "scipy",
-    "evals",
+    "evals", "ray", "pyarrow", "pandas",
 )  # fmt: skip
 """Top-level packages that take ~0.3-3 s each to import on these machines (the project rule's
 list, and the eval harness)."""
