@@ -30,6 +30,8 @@ from agent.cli.deferred import load_embedder, open_client, open_generator, recor
 from agent.cli.fit_cmds import warm_query_vectors
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agent.config import Settings
     from agent.profiles.batch import BatchReport
     from agent.profiles.profiler import Profiler, ProfileRequest
@@ -99,14 +101,7 @@ def profile(
     from agent.profiles.pii import PiiEngineMissingError
     from agent.profiles.profiler import Profiler
 
-    use_ray = use_ray or ray_address is not None
-    settings = make_settings(
-        model=model,
-        base_url=base_url,
-        concurrency=concurrency,
-        data_dir=data_dir,
-        ray_address=ray_address,
-    )
+    settings, use_ray = batch_settings(model, base_url, concurrency, data_dir, use_ray, ray_address)
     if use_ray and (text is not None or base_url):
         one_line_fail(
             "--ray profiles users of the record on its own engines: not with --text or "
@@ -131,6 +126,26 @@ def profile(
     except PiiEngineMissingError as err:
         pii_missing(err)
     show_report(report, as_json)
+
+
+def batch_settings(
+    model: str | None,
+    base_url: str | None,
+    concurrency: int | None,
+    data_dir: Path | None,
+    use_ray: bool,
+    ray_address: str | None,
+) -> tuple[Settings, bool]:
+    """Settings of a profiling batch, and whether it runs on Ray (`--ray-address` implies
+    `--ray`)."""
+    settings = make_settings(
+        model=model,
+        base_url=base_url,
+        concurrency=concurrency,
+        data_dir=data_dir,
+        ray_address=ray_address,
+    )
+    return settings, use_ray or ray_address is not None
 
 
 def one_line_fail(message: str) -> NoReturn:
@@ -309,14 +324,7 @@ def update(
     from agent.profiles.pii import PiiEngineMissingError
     from agent.profiles.profiler import Profiler
 
-    use_ray = use_ray or ray_address is not None
-    settings = make_settings(
-        model=model,
-        base_url=base_url,
-        concurrency=concurrency,
-        data_dir=data_dir,
-        ray_address=ray_address,
-    )
+    settings, use_ray = batch_settings(model, base_url, concurrency, data_dir, use_ray, ray_address)
     if use_ray and base_url:
         one_line_fail(
             "--ray updates profiles on its own engines: not with --base-url "

@@ -66,7 +66,7 @@ class WireRequest(BaseModel):
 
     @classmethod
     def of(cls, request: ProfileRequest) -> WireRequest:
-        lined = request.schema is LinedDraft
+        lined = request.line_ids is not None  # its schema is LinedDraft
         ids, limit = ([], 0) if lined else draft_args(request.schema)
         return cls(
             user_id=request.user_id,
@@ -81,7 +81,7 @@ class WireRequest(BaseModel):
             history_ids=sorted(request.history_ids),
             items=list(request.items.values()),
             text=request.text,
-            line_ids=request.line_ids if lined else None,
+            line_ids=request.line_ids,
         )
 
     def schema_class(self) -> type[ProfileDraft]:

@@ -110,13 +110,9 @@ def cited_ids(draft: ProfileDraft, line_ids: list[str]) -> ProfileDraft:
         ]
         return Interest(**(entry.model_dump() | {"evidence": mapped}))
 
-    return ProfileDraft(
-        interests=[ids(i) for i in draft.interests],
-        dislikes=[ids(i) for i in draft.dislikes],
-        sentiment=draft.sentiment,
-        intent=draft.intent,
-        summary=draft.summary,
-    )
+    mapped = {"interests": [ids(i) for i in draft.interests],
+              "dislikes": [ids(i) for i in draft.dislikes]}  # fmt: skip
+    return ProfileDraft.model_validate(draft.model_dump() | mapped)
 
 
 class CategoryShare(BaseModel):
