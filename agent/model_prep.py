@@ -12,6 +12,8 @@ import importlib.metadata
 import json
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,13 +100,48 @@ def assemble_gguf(source: Source, paths: list[Path], out: Path) -> None:
         )
 
 
-def prepare_preset(settings: Settings, preset: Preset, force: bool = False) -> Path:
+def prepare_preset(
+    settings: Settings,
+    preset: Preset,
+    force: bool = False,
+    on_wait: Callable[[], None] | None = None,
+) -> Path:
     """Convert a preset once into an HF folder; return the folder. Atomic: a killed run never
-    leaves a folder that looks finished, and the assembled GGUF is always deleted."""
+    leaves a folder that looks finished, and the assembled GGUF is always deleted. A second
+    process waits for the first (`on_wait` is called once if it has to), then finds the
+    folder prepared."""
     target = preset_dir(settings, preset)
     if prepared_info(target) is not None and not force:
         return target
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    with conversion_lock(settings.models_dir, on_wait):
+        if prepared_info(target) is not None and not force:
+            return target
+        _convert_preset(settings, preset, target)
+    return target
+
+
+@contextmanager
+def conversion_lock(models_dir: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """One conversion at a time per models folder. Two at once (two `make setup` on one
+    machine) each held the 1.5B's weights and the kernel killed one; they also shared the
+    `.partial` folder."""
+    import fcntl
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with (models_dir / ".prepare.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _convert_preset(settings: Settings, preset: Preset, target: Path) -> None:
     dtype = conversion_dtype()
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -124,7 +161,6 @@ def prepare_preset(settings: Settings, preset: Preset, force: bool = False) -> P
     (staging / DONE_MARKER).write_text(json.dumps(marker))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
-    return target
 
 
 def _convert_gguf(gguf: Path, out: Path, dtype: str) -> None:

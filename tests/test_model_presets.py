@@ -118,3 +118,35 @@ def test_prepare_refuses_an_unknown_preset(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PERSONAE_CACHE_DIR", str(tmp_path))
     done = CliRunner().invoke(app, ["model", "prepare", "huge"])
     assert done.exit_code == 1 and "unknown preset 'huge'" in done.output
+
+
+def test_a_second_prepare_waits_for_the_first_and_finds_it_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `make setup` at once each converted the 1.5B: the kernel killed one, and both
+    wrote the same `.partial` folder. The second now waits on the lock, then converts
+    nothing."""
+    import json
+    import threading
+
+    from agent import model_prep
+
+    settings = Settings(cache_dir=tmp_path)
+    preset = PRESETS["tiny"]
+    converted: list[str] = []
+    monkeypatch.setattr(model_prep, "_convert_preset", lambda *a: converted.append("again"))
+    waiting = threading.Event()
+    result: list[Path] = []
+    with model_prep.conversion_lock(settings.models_dir):
+        second = threading.Thread(
+            target=lambda: result.append(
+                model_prep.prepare_preset(settings, preset, on_wait=waiting.set)
+            )
+        )
+        second.start()
+        assert waiting.wait(timeout=60), "the second prepare did not wait for the lock"
+        target = model_prep.preset_dir(settings, preset)  # the first one finishes
+        target.mkdir(parents=True)
+        (target / model_prep.DONE_MARKER).write_text(json.dumps({"preset": "tiny"}))
+    second.join(timeout=60)
+    assert result == [target] and converted == []

@@ -119,10 +119,14 @@ def prepare(
                     f"preparing {found.name}: {found.model_name} from {found.source.label()} "
                     f"({found.source.gguf_bytes / 1e9:.2f} GB GGUF; the 1.5B takes about 2 min)"
                 )
-                prepare_preset(settings, found, force=force)
+                prepare_preset(settings, found, force=force, on_wait=waiting_notice)
             console.print(f"[green]{found.name} ready[/]: {found.model_name} in {folder}")
     except ModelNotAvailableError as err:
         fail(str(err))
+
+
+def waiting_notice() -> None:
+    console.print("another process is preparing a model in this cache: waiting for it")
 
 
 @model_app.command("info")
