@@ -89,32 +89,43 @@ def test_help_of_every_command_loads_no_heavy_library(tmp_path: Path) -> None:
         assert option in str(data["recommend"]), f"recommend --help lacks {option}"
 
 
-def test_recommend_without_the_rerank_loads_no_llm_stack(tmp_path: Path) -> None:
-    world = build_world(tmp_path)
-    world.record.close()
-    data = loaded_after(
-        f"""
-        import contextlib, io, json
-        from agent.cli import app, recommend_cmds
-        from agent.embeddings import HashEmbedder
+RECOMMEND_SCRIPT = """
+    import contextlib, io, json
+    from agent.cli import app, recommend_cmds
+    from agent.embeddings import HashEmbedder
 
-        recommend_cmds.load_embedder = lambda settings: HashEmbedder()
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            try:
-                app(["recommend", "scifi", "--no-rerank", "--k", "3", "--json",
-                     "--data-dir", {str(tmp_path)!r}], prog_name="personae")
-            except SystemExit as stop:
-                assert stop.code == 0, stop.code
-        result = {{"items": json.loads(out.getvalue())["items"]}}
-        """,
-        env_dir=tmp_path,
-    )
+    recommend_cmds.load_embedder = lambda settings: HashEmbedder()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            app(["recommend", "scifi", "--no-rerank", "--k", "3", "--json",
+                 "--data-dir", DATA_DIR], prog_name="personae")
+        except SystemExit as stop:
+            assert stop.code == 0, stop.code
+    result = {"items": json.loads(out.getvalue())["items"]}
+    """
+
+
+def test_recommend_without_the_rerank_loads_no_llm_stack(tmp_path: Path) -> None:
+    """Nor Chroma while `index items` left a vector snapshot; without one, Chroma answers
+    the same."""
+    from agent.store.item_snapshot import discard_snapshot
+
+    world = build_world(tmp_path)
+    folder = world.index.snapshot_folder()
+    world.record.close()
+    script = f"DATA_DIR = {str(tmp_path)!r}\n" + textwrap.dedent(RECOMMEND_SCRIPT)
+    data = loaded_after(script, env_dir=tmp_path)
     items = data["items"]
     assert isinstance(items, list) and len(items) == 3  # it did recommend
     llm_stack = {"langchain", "langchain_core", "langchain_openai", "langgraph", "openai", "vllm"}
     assert not llm_stack & set(data["loaded"]), data["loaded"]
-    assert "chromadb" in data["loaded"]  # dense retrieval does use the item index
+    assert "chromadb" not in data["loaded"]  # dense retrieval read the item snapshot
+    assert folder is not None
+    discard_snapshot(folder)
+    from_chroma = loaded_after(script, env_dir=tmp_path)
+    assert "chromadb" in from_chroma["loaded"]
+    assert from_chroma["items"] == items
 
 
 @pytest.mark.parametrize("mirror", list(MIRRORS), ids=lambda m: m.__name__)

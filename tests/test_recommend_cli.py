@@ -17,6 +17,7 @@ from agent.cli import recommend_cmds
 from agent.cli.profile_cmds import stale_users
 from agent.config import Settings
 from agent.embeddings import HashEmbedder
+from agent.store.item_snapshot import discard_snapshot
 from agent.profiles.profiler import Profiler
 from agent.recommend.explain import Explainer
 from agent.runtime.structured import StructuredGenerator
@@ -150,7 +151,10 @@ def test_clear_errors(world: World, app: typer.Typer, monkeypatch: pytest.Monkey
     assert code == 1 and "no item" in err
     code, _, err = invoke(app, world, "feedback", "scifi", "1", "loved")
     assert code == 2
-    world.index.client.delete_collection("items")
+    world.index.client.delete_collection("items")  # no index at all: no snapshot either
+    folder = world.index.snapshot_folder()
+    assert folder is not None
+    discard_snapshot(folder)
     code, _, err = invoke(app, world, "recommend", "scifi", "--no-rerank")
     assert code == 1 and "personae index items" in err
 

@@ -14,6 +14,7 @@ from agent.recommend.filters import FilterError, load_item_meta, parse_filters
 from agent.recommend.fusion import fuse
 from agent.recommend.popularity import DAY_MS, fit_popularity
 from agent.recommend.signals import positive_events
+from agent.store.item_index import ItemIndex
 from tests.profile_data import add_events
 from tests.recommend_data import CROWD, build_world
 
@@ -117,13 +118,38 @@ def test_filter_errors_are_clear() -> None:
     assert parse_filters(["Category=sci-fi"], {"Sci-Fi"}).specs() == ["category=Sci-Fi"]
 
 
-def test_dense_excludes_seen_items_and_respects_where(tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", ["index", "snapshot"])
+def test_dense_excludes_seen_items_and_respects_where(tmp_path: Path, source: str) -> None:
+    """The same answers from Chroma and from the vector snapshot `index items` leaves beside
+    it (the snapshot filters by the record's metadata, Chroma by its own)."""
+    from agent.recommend.dense import DenseItems
+    from agent.store.item_snapshot import load_snapshot
+
     world = build_world(tmp_path)
-    hits = dense_candidates(world.index, "Alien horror sci-fi", 5, exclude={"1", "2"})
+    dense = DenseItems.of(world.index)
+    if source == "snapshot":
+        folder = world.index.snapshot_folder()
+        assert folder is not None
+        snapshot = load_snapshot(folder, world.index.embedder.model_id)
+        assert snapshot is not None and snapshot.count() == 17
+
+        def unopened() -> ItemIndex:
+            raise AssertionError("the snapshot path opened Chroma")
+
+        dense = DenseItems(world.index.embedder, unopened, snapshot)
+    hits = dense_candidates(dense, "Alien horror sci-fi", 5, exclude={"1", "2"})
     assert len(hits) == 5 and not {"1", "2"} & {h.item_id for h in hits}
-    where = parse_filters(["category=Horror"]).where()
-    horror = dense_candidates(world.index, "anything", 10, where=where, catalog_size=17)
-    assert {h.item_id for h in horror} == {"1", "8", "11"}
+    horror = parse_filters(["category=Horror"])
+    meta = load_item_meta(world.record)
+    found = dense_candidates(
+        dense,
+        "anything",
+        10,
+        where=horror.where(),
+        allow=lambda item_id: horror.matches(meta.get(item_id)),
+        catalog_size=17,
+    )
+    assert {h.item_id for h in found} == {"1", "8", "11"}
 
 
 def test_positive_events_leave_out_negative_feedback(tmp_path: Path) -> None:

@@ -25,10 +25,13 @@ from agent.cli.deferred import load_embedder, open_client, open_generator, recor
 
 if TYPE_CHECKING:
     from agent.config import Settings
+    from agent.embeddings import Embedder
+    from agent.recommend.dense import DenseItems
     from agent.recommend.explain import Explanation
     from agent.recommend.filters import ItemFilter
     from agent.recommend.service import Recommendations, Recommender
     from agent.runtime.structured import StructuredGenerator
+    from agent.store.item_index import ItemIndex
 
 
 def lookup_errors() -> tuple[type[Exception], ...]:
@@ -62,18 +65,37 @@ def llm(settings: Settings, wanted: bool) -> Iterator[StructuredGenerator | None
 
 @contextmanager
 def recommender(settings: Settings, generator: StructuredGenerator | None) -> Iterator[Recommender]:
-    """A recommender on the record and item index. Query texts seen before (a profile's) are
+    """A recommender on the record and item vectors. Query texts seen before (a profile's) are
     embedded from the on-disk cache, so the embedding model loads only for new ones."""
     from agent.recommend.service import Recommender
-    from agent.store.item_index import ItemIndex
     from agent.store.query_vectors import CachedEmbedder, cache_folder
 
     with record_at(settings.data_dir) as record:
         embedder = CachedEmbedder(load_embedder(settings), cache_folder(settings.data_dir))
+        yield Recommender(settings, record, item_vectors(settings, embedder), generator)
+
+
+def item_vectors(settings: Settings, embedder: Embedder) -> DenseItems:
+    """The item snapshot when the embedded store has a current one (Chroma is then opened
+    only if a command needs more than vectors), else the item index, opened now."""
+    from agent.recommend.dense import DenseItems
+    from agent.store.item_snapshot import load_snapshot, snapshot_folder
+    from agent.store.layout import ITEMS_COLLECTION, chroma_dir
+
+    def open_index() -> ItemIndex:
+        from agent.store.item_index import ItemIndex
+
         index = ItemIndex(open_client(settings), embedder)
         if index.get_collection() is None:
             fail("no item index: run `personae index items` first")
-        yield Recommender(settings, record, index, generator)
+        return index
+
+    if not settings.chroma_url:
+        folder = snapshot_folder(chroma_dir(settings.data_dir), ITEMS_COLLECTION)
+        snapshot = load_snapshot(folder, embedder.model_id)
+        if snapshot is not None:
+            return DenseItems(embedder, open_index, snapshot)
+    return DenseItems(embedder, open_index())
 
 
 @contextmanager

@@ -198,12 +198,8 @@ def stored_vectors(index: ItemIndex) -> tuple[list[str], Array] | None:
         return None
     if (collection.metadata or {}).get("embedding_model") != index.embedder.model_id:
         return None
-    ids: list[str] = []
-    rows = []
-    for page in index.pages(collection, include=["embeddings"]):
-        ids.extend(page["ids"])
-        rows.append(np.asarray(page["embeddings"], dtype=np.float32))
+    ids, vectors = index.stored_vectors(collection)
     if not ids:
         return None
     order = np.argsort(np.array(ids))
-    return [ids[i] for i in order], np.concatenate(rows)[order]
+    return [ids[i] for i in order], vectors[order]

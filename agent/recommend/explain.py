@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, Field, create_model
 
 from agent.prompts import PromptRef, load_prompt
 from agent.recommend.candidates import Allow, Scored, Source
 from agent.recommend.context import history_lines, item_line, profile_text
-from agent.recommend.dense import profile_query_text, to_scored
+from agent.recommend.dense import profile_query_text
 from agent.recommend.filters import ItemFilter
 from agent.recommend.reasons import retrieval_reason
 from agent.recommend.service import Recommender, Retrieval
@@ -142,10 +141,9 @@ class Explainer:
 
     def dense_ranking(self, retrieval: Retrieval) -> list[Scored]:
         """Unfiltered nearest items to the profile (filters are applied by `standing`)."""
-        index = self.rec.index
+        dense = self.rec.dense
         n = min(self.rec.catalog_size(), DENSE_SCAN)
-        vector = index.embedder.embed([profile_query_text(retrieval.profile)])
-        return to_scored(index.query_vectors(np.asarray(vector), n=n)[0])
+        return dense.nearest(dense.embedder.embed([profile_query_text(retrieval.profile)])[0], n)
 
     def explain(
         self,

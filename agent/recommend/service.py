@@ -22,7 +22,7 @@ from agent.config import Settings
 from agent.prompts import PromptRef
 from agent.recommend.candidates import Allow, Scored, Source
 from agent.recommend.collaborative import EaseModel, load_or_fit
-from agent.recommend.dense import catalog_size, dense_candidates, profile_query_text
+from agent.recommend.dense import DenseItems, dense_candidates, profile_query_text
 from agent.recommend.filters import ItemFilter, ItemMeta, load_item_meta, parse_filters
 from agent.recommend.fusion import Fused, fuse
 from agent.recommend.popularity import PopularityModel
@@ -31,7 +31,6 @@ from agent.recommend.reasons import retrieval_reason
 from agent.recommend.signals import interactions_fingerprint, positive_items, seen_items
 from agent.schemas import Interaction, Item
 from agent.schemas.profile import UserProfile
-from agent.store.item_index import ItemIndex
 from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
 
@@ -40,6 +39,7 @@ if TYPE_CHECKING:  # the re-rank needs openai and LangChain (~1-3 s to import): 
     from agent.recommend.rerank import RerankOutcome, RerankRequest
     from agent.recommend.scored import ScoreRequest
     from agent.runtime.structured import StructuredGenerator
+    from agent.store.item_index import ItemIndex
 
 
 class NoProfileError(LookupError):
@@ -130,13 +130,13 @@ class Recommender:
         self,
         settings: Settings,
         record: RecordStore,
-        index: ItemIndex,
+        items: ItemIndex | DenseItems,
         generator: StructuredGenerator | None = None,
         use_ranker: bool = True,
     ) -> None:
         self.settings = settings
         self.record = record
-        self.index = index
+        self.dense = items if isinstance(items, DenseItems) else DenseItems.of(items)
         self.generator = generator
         self.profiles = ProfileStore(record)
         self._meta: dict[str, ItemMeta] | None = None
@@ -185,9 +185,14 @@ class Recommender:
             self._ranker_loaded = True
         return self._ranker
 
+    @property
+    def index(self) -> ItemIndex:
+        """The item index in Chroma, opened on first use (a snapshot may make it unneeded)."""
+        return self.dense.index
+
     def catalog_size(self) -> int:
         if self._catalog_size is None:
-            self._catalog_size = catalog_size(self.index)
+            self._catalog_size = self.dense.count()
         return self._catalog_size
 
     def weights(self) -> dict[str, float]:
@@ -250,10 +255,11 @@ class Recommender:
         lists: dict[str, list[Scored]] = {}
         with timed(timings, "dense_s"):
             lists[Source.DENSE] = dense_candidates(
-                self.index,
+                self.dense,
                 profile_query_text(profile),
                 depth,
                 where=filters.where(),
+                allow=allow,
                 exclude=exclude,
                 catalog_size=self.catalog_size(),
             )

@@ -16,7 +16,6 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import ChromaError
 
 from agent.config import Settings
+from agent.store.layout import chroma_dir
 
 WEDGED_MARKER = "Failed to apply logs to the hnsw segment writer"
 """What an embedded store killed mid-write raises on first use (chroma-core/chroma#7678)."""
@@ -69,10 +69,6 @@ class ServerAddress:
             return f"start one with `chroma run --path DIR --host {self.host} --port {self.port}`"
         command = f"chroma run --path DIR --host 0.0.0.0 --port {self.port}"
         return f"start one on {self.host} with `{command}`"
-
-
-def chroma_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / "chroma"
 
 
 def server_address(url: str) -> ServerAddress:

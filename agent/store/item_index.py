@@ -5,6 +5,9 @@ and description, with metadata for filters (`categories` as a string array, `yea
 content hash (text + metadata + model) differs from the hash stored in the collection's own
 metadata, upserts by item id and deletes ids the record no longer has. The hash lives in
 Chroma, not SQLite, because it must describe what the index really holds.
+
+Every write here first deletes the read-only vector snapshot (`agent.store.item_snapshot`)
+and writes it again from the collection when done, so readers can skip Chroma.
 """
 
 from __future__ import annotations
@@ -14,16 +17,25 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.errors import NotFoundError
 
-from agent.embeddings import Embedder
+from agent.embeddings import Embedder, Vectors
 from agent.schemas import Item
+from agent.store.item_snapshot import (
+    MAX_ITEMS,
+    discard_snapshot,
+    snapshot_folder,
+    write_snapshot,
+)
+from agent.store.layout import ITEMS_COLLECTION
 
-COLLECTION = "items"
+COLLECTION = ITEMS_COLLECTION
 EMBED_CHUNK = 4096
 """Items embedded and upserted per round. sentence-transformers sorts each call's texts by
 length to cut padding, so small chunks cost throughput (~10% at 512 on ML-100K); 4096 keeps
@@ -133,8 +145,16 @@ class ItemIndex:
             yield page
             offset += len(page["ids"])
 
+    def snapshot_folder(self) -> Path | None:
+        """Where this collection's vector snapshot lives; None for a Chroma server."""
+        chroma = self.client.get_settings()
+        if not chroma.is_persistent or not chroma.persist_directory:
+            return None
+        return snapshot_folder(Path(chroma.persist_directory), self.name)
+
     def refresh(self, items: Iterable[Item], advance: Advance | None = None) -> IndexReport:
         started = time.perf_counter()
+        self._discard_snapshot()
         collection, recreated = self._ensure()
         report = IndexReport(recreated=recreated)
         stored = self.stored_hashes(collection)
@@ -155,16 +175,40 @@ class ItemIndex:
                 advance(report.total)
         report.embedded += self._upsert(collection, pending)
         report.deleted = self._delete(collection, [i for i in stored if i not in seen])
+        self._write_snapshot(collection)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
     def rebuild(self, items: Iterable[Item], advance: Advance | None = None) -> IndexReport:
         """Drop the collection and index every item again."""
+        self._discard_snapshot()
         if self.get_collection() is not None:
             self.client.delete_collection(self.name)
         report = self.refresh(items, advance)
         report.recreated = True
         return report
+
+    def _discard_snapshot(self) -> None:
+        folder = self.snapshot_folder()
+        if folder is not None:
+            discard_snapshot(folder)
+
+    def _write_snapshot(self, collection: Collection) -> None:
+        folder = self.snapshot_folder()
+        if folder is None or collection.count() > MAX_ITEMS:
+            return
+        ids, vectors = self.stored_vectors(collection)
+        write_snapshot(folder, ids, vectors, self.embedder.model_id)
+
+    def stored_vectors(self, collection: Collection) -> tuple[list[str], Vectors]:
+        """Every id and vector the collection holds, in its order (nothing is embedded)."""
+        ids: list[str] = []
+        rows = []
+        for page in self.pages(collection, include=["embeddings"]):
+            ids.extend(page["ids"])
+            rows.append(np.asarray(page["embeddings"], dtype=np.float32))
+        vectors = np.concatenate(rows) if rows else np.zeros((0, self.embedder.dim), np.float32)
+        return ids, vectors
 
     def _upsert(self, collection: Collection, batch: list[tuple[Item, str]]) -> int:
         if not batch:

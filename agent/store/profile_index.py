@@ -14,8 +14,9 @@ from chromadb.errors import NotFoundError
 
 from agent.embeddings import Embedder, Vectors
 from agent.schemas.profile import UserProfile
+from agent.store.layout import PROFILES_COLLECTION
 
-COLLECTION = "profiles"
+COLLECTION = PROFILES_COLLECTION
 
 
 @dataclass(frozen=True)
