@@ -161,3 +161,26 @@ def test_a_chroma_server_keeps_no_snapshot() -> None:
             return ChromaSettings(is_persistent=False)
 
     assert ItemIndex(ServerClient(), HashEmbedder()).snapshot_folder() is None  # type: ignore[arg-type]
+
+
+def test_store_check_finds_a_snapshot_that_differs_from_the_collection(tmp_path: Path) -> None:
+    from agent.store.consistency import check
+    from agent.store.item_snapshot import write_snapshot
+    from tests.profile_data import build_record
+
+    record = build_record(tmp_path)
+    index = index_at(tmp_path)
+    index.refresh(record.iter_items())
+    assert check(record, index).ok
+    folder = index.snapshot_folder()
+    snapshot = snapshot_of(index)
+    assert folder is not None and snapshot is not None
+    moved = np.array(snapshot.vectors)
+    moved[0] = moved[1]  # as if written by another writer's state
+    write_snapshot(folder, snapshot.ids, moved, snapshot.model_id)
+    problems = check(record, index).problems
+    assert any("snapshot" in p and "differs" in p for p in problems), problems
+    write_snapshot(folder, snapshot.ids[1:], np.asarray(snapshot.vectors)[1:], snapshot.model_id)
+    assert not check(record, index).ok
+    index.refresh(record.iter_items())
+    assert check(record, index).ok

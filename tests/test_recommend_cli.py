@@ -17,10 +17,10 @@ from agent.cli import recommend_cmds
 from agent.cli.profile_cmds import stale_users
 from agent.config import Settings
 from agent.embeddings import HashEmbedder
-from agent.store.item_snapshot import discard_snapshot
 from agent.profiles.profiler import Profiler
 from agent.recommend.explain import Explainer
 from agent.runtime.structured import StructuredGenerator
+from agent.store.item_snapshot import discard_snapshot
 from tests.fakes import SchemaFiller
 from tests.recommend_data import World, build_world, fake_generator, history_ids
 

@@ -18,6 +18,7 @@ from chromadb.errors import ChromaError
 
 from agent.store.chroma import chroma_dir, is_wedged
 from agent.store.item_index import Advance, IndexReport, ItemIndex, content_hash
+from agent.store.item_snapshot import load_snapshot, unit_rows
 from agent.store.record import RecordStore
 
 SAMPLE = 10
@@ -98,6 +99,7 @@ def _check_index(store: RecordStore, index: ItemIndex, report: CheckReport) -> N
     if report.indexed != len(stored):
         report.problems.append(f"count() says {report.indexed} but {len(stored)} records read")
     _probe(index, collection, report)
+    _check_snapshot(index, collection, report)
 
 
 def _scan(index: ItemIndex, collection: Any) -> tuple[dict[str, str], list[str]]:
@@ -130,6 +132,24 @@ def _probe(index: ItemIndex, collection: Any, report: CheckReport) -> None:
             f"query probe: {len(missed)} of {len(sample['ids'])} stored vectors did not find"
             f" themselves (the HNSW segment disagrees with the stored data), e.g. {missed[:SAMPLE]}"
         )
+
+
+def _check_snapshot(index: ItemIndex, collection: Any, report: CheckReport) -> None:
+    """The vector snapshot read-only commands use instead of Chroma must equal it."""
+    folder = index.snapshot_folder()
+    if folder is None or not folder.exists():
+        return
+    snapshot = load_snapshot(folder, index.embedder.model_id)
+    ids, vectors = index.stored_vectors(collection)
+    if snapshot is not None and sorted(snapshot.ids) == sorted(ids):
+        position = {item_id: row for row, item_id in enumerate(snapshot.ids)}
+        mine = np.asarray(snapshot.vectors)[[position[i] for i in ids]]
+        if np.allclose(mine, unit_rows(vectors), atol=1e-5):
+            return
+    report.problems.append(
+        f"item vector snapshot {folder} differs from the collection: `personae index items` "
+        "writes it again"
+    )
 
 
 def rebuild(store: RecordStore, index: ItemIndex, advance: Advance | None = None) -> IndexReport:

@@ -77,8 +77,7 @@ def write_snapshot(folder: Path, ids: list[str], vectors: Matrix, model_id: str)
     """Write a finished snapshot: into a sibling temporary folder, then renamed into place."""
     if len(ids) != len(vectors):
         raise ValueError(f"snapshot of {len(ids)} ids but {len(vectors)} vectors")
-    lengths = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = (vectors / np.where(lengths == 0, 1.0, lengths)).astype(np.float32)
+    unit = unit_rows(vectors)
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -88,6 +87,12 @@ def write_snapshot(folder: Path, ids: list[str], vectors: Matrix, model_id: str)
     (staging / "meta.json").write_text(json.dumps(meta))
     discard_snapshot(folder)
     staging.rename(folder)
+
+
+def unit_rows(vectors: Matrix) -> Matrix:
+    """Each row scaled to length 1 (a zero row stays zero)."""
+    lengths = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(lengths == 0, 1.0, lengths)).astype(np.float32)
 
 
 def discard_snapshot(folder: Path) -> None:
