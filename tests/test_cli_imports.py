@@ -128,6 +128,40 @@ def test_recommend_without_the_rerank_loads_no_llm_stack(tmp_path: Path) -> None
     assert from_chroma["items"] == items
 
 
+def test_similar_users_loads_no_llm_stack(tmp_path: Path) -> None:
+    """`similar` used to import the segment module for one text helper, and with it
+    LangChain and openai (3 of its 4 s)."""
+    from agent.embeddings import HashEmbedder
+    from agent.store.profile_index import ProfileIndex
+    from agent.store.profiles import ProfileStore
+
+    world = build_world(tmp_path)
+    profiles = ProfileIndex(world.index.client, HashEmbedder())
+    profiles.sync(ProfileStore(world.record).iter_latest())
+    world.record.close()
+    data = loaded_after(
+        f"""
+        import contextlib, io, json
+        from agent.cli import app, segment_cmds
+        from agent.embeddings import HashEmbedder
+
+        segment_cmds.load_embedder = lambda settings: HashEmbedder()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            try:
+                app(["similar", "scifi", "--json", "--data-dir", {str(tmp_path)!r}],
+                    prog_name="personae")
+            except SystemExit as stop:
+                assert stop.code == 0, stop.code
+        result = {{"similar": json.loads(out.getvalue())["similar"]}}
+        """,
+        env_dir=tmp_path,
+    )
+    assert data["similar"]  # it did answer
+    llm_stack = {"langchain", "langchain_core", "langchain_openai", "langgraph", "openai", "vllm"}
+    assert not llm_stack & set(data["loaded"]), data["loaded"]
+
+
 @pytest.mark.parametrize("mirror", list(MIRRORS), ids=lambda m: m.__name__)
 def test_option_choices_mirror_their_source_enum(mirror: type[StrEnum]) -> None:
     module, name = MIRRORS[mirror].split(":")

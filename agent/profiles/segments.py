@@ -11,7 +11,6 @@ validly is named from its top interests instead, and says so (`named_by`)."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from agent.embeddings import Vectors
 from agent.prompts import RenderedPrompt, load_prompt
 from agent.runtime.structured import Generated, StructuredGenerator, StructuredOutputError
 from agent.schemas.profile import UserProfile
-from agent.schemas.text import NonEmpty, clip
+from agent.schemas.text import NonEmpty, clip, topic_key
 from agent.store.profile_index import ProfileIndex
 from agent.store.profiles import ProfileStore
 from agent.store.segments import Member, Segment, SegmentRun, TopicScore
@@ -132,11 +131,6 @@ def segment(points: ProfilePoints, k: int, seed: int) -> SegmentRun:
         )  # fmt: skip
         segments.append(segment)
     return SegmentRun(k, seed, ALGORITHM, points.embedding_model, inertia, segments)
-
-
-def topic_key(topic: str) -> str:
-    """Topics compare without case or punctuation: "Sci-Fi" and "sci fi" are one topic."""
-    return " ".join(re.findall(r"\w+", topic.lower()))
 
 
 def top_interests(profiles: Sequence[UserProfile], n: int = TOP_INTERESTS) -> list[TopicScore]:

@@ -3,8 +3,8 @@ tool show the same thing)."""
 
 from __future__ import annotations
 
-from agent.profiles.segments import topic_key
 from agent.schemas.profile import UserProfile
+from agent.schemas.text import topic_key
 
 
 def shared_interests(mine: UserProfile, other: UserProfile) -> list[str]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,3 +76,8 @@ def one_line_pattern(max_chars: int, *, digits: bool = True) -> str:
     if digits:
         return rf'^[^"\\\x00-\x20][^"\\\x00-\x1f]{{0,{max_chars - 1}}}$'
     return rf'^[A-Za-z][^"\\\x00-\x1f0-9]{{0,{max_chars - 1}}}$'
+
+
+def topic_key(topic: str) -> str:
+    """Topics compare without case or punctuation: "Sci-Fi" and "sci fi" are one topic."""
+    return " ".join(re.findall(r"\w+", topic.lower()))
