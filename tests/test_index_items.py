@@ -5,13 +5,12 @@ slow test at the end uses the packaged all-MiniLM-L6-v2 on MovieLens-100K."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from agent.store.chroma import open_client
 from agent.store.consistency import check, rebuild
 from agent.store.item_index import Hit, ItemIndex, item_document
 from agent.store.record import RecordStore
+from tests.embedders import SpreadEmbedder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 REPO = Path(__file__).resolve().parent.parent
@@ -135,23 +135,6 @@ def advance(done):
 index.refresh(store.iter_items(), advance)
 print("finished", flush=True)
 """
-
-
-class SpreadEmbedder:
-    """Deterministic and input-dependent, like `HashEmbedder`, but every text gets its own
-    direction: a standard normal vector seeded by the text's digest, so distinct texts are
-    far apart (cosine distance about 1 in 16 dimensions) instead of sharing hashed tokens."""
-
-    dim = 16
-    model_id = "spread-16"
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        rows = []
-        for text in texts:
-            seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-            row = np.random.default_rng(seed).standard_normal(self.dim)
-            rows.append(row / np.linalg.norm(row))
-        return np.asarray(rows, dtype=np.float32)
 
 
 def _run(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

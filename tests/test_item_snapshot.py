@@ -4,10 +4,8 @@ is never used (real embedded Chroma; the hash embedder is plumbing)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from agent.schemas import Item
 from agent.store.chroma import open_client
 from agent.store.item_index import ItemIndex
 from agent.store.item_snapshot import ItemSnapshot, load_snapshot
+from tests.embedders import SpreadEmbedder
 
 CATALOG = [
     Item(item_id=str(n), title=f"Film {n} {word}", year=1950 + n, categories=[genre])
@@ -83,20 +82,6 @@ def test_a_crashed_write_leaves_no_snapshot_and_the_next_one_restores_it(
     index.rebuild(CATALOG[:5])
     rebuilt = snapshot_of(index)
     assert rebuilt is not None and rebuilt.count() == 5
-
-
-class SpreadEmbedder:
-    """Every text its own direction (seeded by its digest): no ties between items."""
-
-    dim = 16
-    model_id = "spread-16"
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        rows = []
-        for text in texts:
-            seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-            rows.append(np.random.default_rng(seed).standard_normal(self.dim))
-        return np.asarray(rows, dtype=np.float32)
 
 
 def test_nearest_is_exact_cosine_over_the_collection(tmp_path: Path) -> None:
