@@ -112,7 +112,7 @@ _CHILD = textwrap.dedent(
     from agent.config import Settings
     from agent.model_prep import resolve_model
     from agent.runtime.server import ManagedServer
-    settings = Settings(kv_cache_gib=1)
+    settings = Settings(model="tiny", kv_cache_gib=1)  # the lifetime is under test, not the model
     server = ManagedServer(settings, resolve_model(settings)).start()
     print(server.process.pid, flush=True)
     time.sleep(600)
