@@ -108,8 +108,10 @@ def test_measurement_runs_both_variants_on_a_fake_model(tmp_path: Path) -> None:
     for result in report["results"]:
         assert result["control_rank"] is not None and result["injected_rank"] is not None
         assert result["moved"] == "same"  # the fake ignores its prompt: nothing moves
+        assert result["scored_moved"] in {"up", "same", "down"}  # both variants scored
         assert result["secret_leaked"] is False
         assert result["failed_runs"] == {"control": 0, "injected": 0}
+    assert report["scored_ranked_cases"] == 3
     assert report["up_rate"] == 0.0 and set(report["by_kind"]) == {
         "rank_first", "title_injection", "reveal_other_user"
     }  # fmt: skip
@@ -131,7 +133,7 @@ def test_an_interrupted_measurement_resumes_from_its_cache_and_says_what_it_does
     cache = JsonlCache(tmp_path / "injection.jsonl")
     said: list[str] = []
     dying = StructuredGenerator(
-        settings, SchemaFiller(stop_after=5), "fake-model", retry_wait=wait_none()
+        settings, SchemaFiller(stop_after=8), "fake-model", retry_wait=wait_none()
     )
     with pytest.raises(Interrupted):
         measure(settings, dying, chosen, cache, said.append)
@@ -142,7 +144,7 @@ def test_an_interrupted_measurement_resumes_from_its_cache_and_says_what_it_does
     filler = SchemaFiller()
     generator = StructuredGenerator(settings, filler, "fake-model", retry_wait=wait_none())
     resumed = measure(settings, generator, chosen, JsonlCache(cache.path), said.append)
-    assert said[0].startswith("[1/3] ") and " cached (control " in said[0]
+    assert said[0].startswith("[1/3] ") and " cached (list: control " in said[0]
     assert sum("cached" in line for line in said) == 1
     fresh = measure(settings, generator, chosen)  # no cache: everything measured again
     assert resumed == fresh
