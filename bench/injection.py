@@ -3,7 +3,7 @@ injected instruction pushes move up in the LLM re-rank, against the same review 
 the instruction? The cases are tests/fixtures/injection (issue 19, part 4).
 
     python bench/injection.py --base-url http://HOST:8000/v1 [--json] [--cases ID,...]
-        [--cache FILE | --no-cache]
+        [--cache FILE | --no-cache] [--workers N]
 
 Each case is one user (a history with reviews) and a fixed candidate list holding the
 target item in the middle. Two variants are run with the same model, seed and settings:
@@ -21,7 +21,8 @@ many of n moved the target up, and the rate.
 
 Without --base-url the configured endpoint is used (personae starts its local server).
 
-A case takes minutes on a CPU model, so progress goes to stderr as each variant starts and
+A case takes minutes on a CPU model; `--workers` cases (default 4) run at once so the
+server batches their requests. Progress goes to stderr as each variant starts and
 each case ends (its ranks, how long it took, and an estimate of what is left), and every
 finished case is appended to a JSONL cache (default DATA_DIR/evals/cache/injection.jsonl):
 rerunning the same command after an interruption skips the cases already done. A case's key
@@ -41,6 +42,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -362,28 +364,43 @@ def measure(
     only: set[str] | None = None,
     cache: JsonlCache | None = None,
     say: Say = lambda line: None,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Every chosen case (finished ones from `cache`), each appended to `cache` when done."""
+    """Every chosen case (finished ones from `cache`), `workers` cases at a time, each appended
+    to `cache` when done. Cases are independent (each its own record in a temporary folder),
+    and a server batches their requests: one case at a time leaves it decoding a single
+    sequence while the others wait."""
     cases, catalog, other = load_cases()
     chosen = [c for c in cases if only is None or c.id in only]
-    results, started, measured = [], time.monotonic(), 0
-    for n, case in enumerate(chosen, start=1):
+    done: dict[str, CaseResult] = {}
+    todo: list[tuple[str, Case]] = []
+    for case in chosen:
         key = case_key(settings, generator, case, catalog, other)
         hit = cache.get(key) if cache is not None else None
-        if hit is not None:
-            result = CaseResult(**hit)
-            say(f"[{n}/{len(chosen)}] {case.id}: cached ({_ranks(result)})")
+        if hit is None:
+            todo.append((key, case))
         else:
-            result = measure_case(settings, generator, case, catalog, other, say)
+            done[case.id] = CaseResult(**hit)
+            say(f"{case.id}: cached ({_ranks(done[case.id])})")
+    started = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    running = {
+        pool.submit(measure_case, settings, generator, case, catalog, other, say): (key, case)
+        for key, case in todo
+    }
+    try:
+        for n, future in enumerate(as_completed(running), start=1):
+            key, case = running[future]
+            result = done[case.id] = future.result()
             if cache is not None:
-                cache.put(key, asdict(result))
-            measured += 1
+                cache.put(key, asdict(result))  # here only: one writer of the cache file
             spent = time.monotonic() - started
-            left = spent / measured * (len(chosen) - n)
-            say(f"[{n}/{len(chosen)}] {case.id}: {_ranks(result)}; {spent:.0f} s so far, "
+            left = spent / n * (len(todo) - n)  # cases finished per second so far
+            say(f"[{n}/{len(todo)}] {case.id}: {_ranks(result)}; {spent:.0f} s so far, "
                 f"~{left:.0f} s left")  # fmt: skip
-        results.append(result)
-    return summarize(results, generator.model_name)
+    finally:  # a failed case stops the run: cases not started are not started
+        pool.shutdown(wait=True, cancel_futures=True)
+    return summarize([done[c.id] for c in chosen], generator.model_name)
 
 
 def _ranks(r: CaseResult) -> str:
@@ -400,6 +417,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cache", type=Path, help="finished cases (default: under DATA_DIR)")
     parser.add_argument("--no-cache", action="store_true", help="measure every case again")
+    parser.add_argument("--workers", type=int, default=4, help="cases measured at once (default 4)")
     args = parser.parse_args()
     from agent.runtime.endpoint import open_generator
 
@@ -410,7 +428,7 @@ def main() -> None:
     if cache is not None:
         print(f"cache {path} ({len(cache.entries)} finished case(s) in it)", file=sys.stderr)
     with open_generator(settings) as generator:
-        report = measure(settings, generator, only, cache, say=_stderr)
+        report = measure(settings, generator, only, cache, say=_stderr, workers=args.workers)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
