@@ -155,6 +155,12 @@ class Settings(BaseSettings):
         description="Scored re-rank: candidate orders scored and averaged (LLMRank uses 3); "
         "each is one prefill, the shared profile and history served from the prefix cache.",
     )
+    rerank_label_debias: bool = Field(
+        False,
+        description="Scored re-rank: score each candidate by its effect net of its labels' "
+        "(fitted per user over the orders; needs rerank_score_shuffles >= 2), so a label the "
+        "model favours whatever it names does not lift the candidate under it.",
+    )
     rerank_top_logprobs: int = Field(
         20,
         ge=1,

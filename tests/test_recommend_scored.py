@@ -14,7 +14,7 @@ from pydantic import PrivateAttr
 
 from agent.config import Settings
 from agent.prompts import load_prompt
-from agent.recommend.scored import aggregate_scores, ascore, prepare_scored
+from agent.recommend.scored import aggregate_scores, ascore, candidate_effects, prepare_scored
 from agent.runtime.label_probe import (
     ProbeFormatError,
     ProbeResult,
@@ -84,6 +84,39 @@ def test_scores_average_over_orders_and_ties_keep_retrieval_order() -> None:
     assert outcome.missing_labels == 1 + 2
     ranked = sorted(outcome.llm_ranks, key=outcome.llm_ranks.__getitem__)
     assert ranked == sorted(["1", "2", "3"], key=lambda i: (-expected[i], ["1", "2", "3"].index(i)))
+
+
+def additive(
+    orders: list[list[str]], label_bias: list[float], worth: dict[str, float]
+) -> list[list[float]]:
+    return [[label_bias[lab] + worth[item] for lab, item in enumerate(o)] for o in orders]
+
+
+def test_label_debias_recovers_candidates_under_an_additive_label_bias() -> None:
+    """A strong bias for the first labels puts the weakest candidates first in the raw mean;
+    the fitted candidate effects give back the true order exactly."""
+    catalog = items(7)
+    pool = ["1", "2", "3", "4", "5", "6"]
+    request = prepare_scored("u", profile(), history(), catalog, pool, shuffles=3,
+                             label_debias=True)  # fmt: skip
+    worth = {"1": -3.0, "2": -2.5, "3": -2.0, "4": -1.5, "5": -1.0, "6": -0.5}
+    bias = [3.0, 2.0, 1.0, 0.0, 0.0, 0.0]
+    observed = additive(request.orders, bias, worth)
+    effects = candidate_effects(request.orders, observed)
+    assert sorted(pool, key=lambda i: -effects[i]) == ["6", "5", "4", "3", "2", "1"]
+    gaps = {i: effects[i] - worth[i] for i in pool}
+    assert max(gaps.values()) - min(gaps.values()) == pytest.approx(0.0, abs=1e-6)
+    probes = [ProbeResult(logprobs=dict(zip("ABCDEF", row, strict=True)), floor=-9.0)
+              for row in observed]  # fmt: skip
+    outcome = aggregate_scores(request, probes)
+    assert min(outcome.llm_ranks, key=outcome.llm_ranks.__getitem__) == "6"
+
+
+def test_label_debias_with_one_order_is_the_raw_log_probability() -> None:
+    observed = [[-1.0, -4.0, -2.5]]
+    assert candidate_effects([["x", "y", "z"]], observed) == pytest.approx(
+        {"x": -1.0, "y": -4.0, "z": -2.5}
+    )
 
 
 def test_the_prompt_labels_titles_and_shows_no_ids() -> None:

@@ -40,7 +40,7 @@ def rerank_request(
         return prepare_scored(
             retrieval.user_id, retrieval.profile, retrieval.history, items, pool,
             shuffles=s.rerank_score_shuffles, history_events=s.rerank_history_events,
-            seed=s.seed,
+            seed=s.seed, label_debias=s.rerank_label_debias,
         )  # fmt: skip
     from agent.recommend.rerank import prepare_rerank
 
