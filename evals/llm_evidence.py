@@ -52,6 +52,7 @@ class TrainingLLM:
     shuffles: int
     history_events: int
     seed: int
+    label_debias: bool
     progress: Callable[[str, int], Callable[[], None]]
     """The runner's progress: (label, total) -> advance."""
 
@@ -70,6 +71,7 @@ class TrainingLLM:
             scored[user_id] = prepare_scored(
                 user_id, made.profile, histories[user_id], items, group.candidates,
                 shuffles=self.shuffles, history_events=self.history_events, seed=self.seed,
+                label_debias=self.label_debias,
             )  # fmt: skip
         advance = self.progress("re-rank (ranker training, scored)", len(scored))
         reranks = self.stages.scored(scored, advance)

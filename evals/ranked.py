@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from agent.config import Settings
 from agent.rank.features import (
     ALL_FEATURES,
@@ -31,7 +33,7 @@ from agent.rank.features import (
     feature_matrix,
     user_scores,
 )
-from agent.rank.model import Ranker, RankerParams, train_ranker
+from agent.rank.model import Groups, Ranker, RankerParams, train_ranker
 from agent.rank.sources import Array, Catalog, SourceParams, Sources, UserState, fit_sources
 from agent.rank.training import (
     Candidates,
@@ -44,6 +46,7 @@ from agent.rank.training import (
 from agent.recommend.candidates import Scored
 from agent.recommend.sequential import SasRecParams
 from agent.schemas import Interaction
+from evals.metrics import ndcg
 from evals.protocols import Protocol
 from evals.splits import UserSplit
 from evals.systems import by_score
@@ -89,6 +92,8 @@ class Ranking:
     options: RankingOptions
     timings: dict[str, float] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=dict)
+    llm_alone: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per mode: the LLM score alone on the training groups it was computed for."""
     _scored: dict[str, UserScores] = field(default_factory=dict, repr=False)
 
     def scored(self, split: UserSplit) -> UserScores:
@@ -104,6 +109,8 @@ class Ranking:
     def report(self) -> dict[str, object]:
         """Training facts and gain importance of every ranker, for the run summary."""
         found: dict[str, object] = {"timings_s": self.timings, "groups": self.groups}
+        if self.llm_alone:
+            found["llm_score alone on training groups"] = self.llm_alone
         for name, by_mode in self.rankers.items():
             for mode, ranker in by_mode.items():
                 found[f"{name} ({mode.value})"] = {
@@ -136,6 +143,7 @@ def fit_ranking(
     timings["fit_sources_train_s"] = round(time.perf_counter() - started, 3)
     judged = judged_events(histories, held_out + 1, o.min_history)
     rankers: dict[str, dict[Candidates, Ranker]] = {name: {} for name in systems}
+    llm_alone: dict[str, dict[str, float]] = {}
     for mode in modes:
         size = o.sampled_size if mode is Candidates.SAMPLED else o.depth
         started = time.perf_counter()
@@ -149,6 +157,8 @@ def fit_ranking(
         every = build_groups(train_sources, judged, ALL_FEATURES, mode, size, o.seed, evidence)
         timings[f"features_{mode.value}_s"] = round(time.perf_counter() - started, 3)
         groups[mode.value] = len(every.sizes)
+        if evidence is not None:
+            llm_alone[mode.value] = feature_alone(every, ALL_FEATURES.index("llm_score"))
         for name in systems:
             names = list(FEATURE_SETS[name])
             columns = [ALL_FEATURES.index(n) for n in names]
@@ -161,7 +171,24 @@ def fit_ranking(
     for name, by_mode in rankers.items():
         for mode, ranker in by_mode.items():
             timings[f"train_{name}_{mode.value}_s"] = ranker.train_seconds
-    return Ranking(judge_sources, rankers, o, timings, groups)
+    return Ranking(judge_sources, rankers, o, timings, groups, llm_alone)
+
+
+def feature_alone(groups: Groups, column: int, k: int = 10) -> dict[str, float]:
+    """NDCG@k (x100) of ranking each training group by one feature, over the groups where it
+    is set: validation events, so a choice made on it (such as `rerank_label_debias`) never
+    looks at the test split. Ties go in the group's shown order (shuffled per user)."""
+    values, starts = groups.x[:, column], [0, *np.cumsum(groups.sizes).tolist()]
+    gains = []
+    for start, end in zip(starts, starts[1:], strict=False):
+        v, target = values[start:end], int(np.argmax(groups.y[start:end]))
+        if np.isnan(v).all():
+            continue
+        v = np.nan_to_num(v, nan=-np.inf)
+        rank = 1 + int((v > v[target]).sum()) + int((v[:target] == v[target]).sum())
+        gains.append(ndcg(rank, k))
+    return {f"ndcg@{k}": round(float(np.mean(gains)), 2) if gains else float("nan"),
+            "groups": len(gains)}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -250,7 +250,7 @@ class Runner:
         make = TrainingLLM(
             profiler, self.training_stages, lambda ids: self.catalog_items(ids, prep),
             s.eval_history_cap, self.options.shuffles, s.rerank_history_events,
-            self.options.seed, self.progress,
+            self.options.seed, s.rerank_label_debias, self.progress,
         )  # fmt: skip
         return TrainingEvidence(frozenset(prep.users), make)
 
@@ -306,7 +306,7 @@ class Runner:
             return prepare_scored(
                 split.user_id, profile.profile, list(split.history), items, shown,
                 shuffles=self.options.shuffles, history_events=s.rerank_history_events,
-                seed=self.options.seed,
+                seed=self.options.seed, label_debias=s.rerank_label_debias,
             )  # fmt: skip
         return prepare_rerank(
             split.user_id, profile.profile, list(split.history), items, shown,

@@ -109,3 +109,20 @@ def test_the_check_sees_a_change_of_an_event_the_features_may_use() -> None:
     assert not np.array_equal(
         judged_features(base, data), judged_features(other, moved), equal_nan=True
     )
+
+
+def test_one_feature_alone_is_scored_on_the_groups_where_it_is_set() -> None:
+    """Group 1: target ranked 2nd by the feature (NDCG 100/log2(3)); group 2: tied with the
+    row shown before it, so 2nd as well; group 3: the feature is unset and is left out."""
+    import math
+
+    import numpy as np
+
+    from agent.rank.model import Groups
+    from evals.ranked import feature_alone
+
+    x = np.array([[0.9], [0.5], [0.1], [0.4], [0.4], [0.2], [np.nan], [np.nan]], dtype=np.float32)
+    y = np.array([0, 1, 0, 0, 1, 0, 1, 0], dtype=np.float32)
+    found = feature_alone(Groups(x, y, [3, 3, 2], ["a", "b", "c"]), 0)
+    assert found["groups"] == 2
+    assert found["ndcg@10"] == round(100 / math.log2(3), 2)
