@@ -14,7 +14,9 @@ several labels and every label over several candidates, so a candidate's score c
 effect in the additive model
 `log p(order, label) = order + label + candidate`, fitted per user by least squares. It needs
 no other user and no target. With S = 1 the two effects cannot be told apart and the score is
-the raw log-probability."""
+the raw log-probability. It is off by default: on the ranker's validation groups (the same 100
+users, S = 3) the debiased score ranked at NDCG@10 27.3 against 29.9 raw. (On the test split
+it flattened the position curve; that was reported, not used to choose.)"""
 
 from __future__ import annotations
 
