@@ -14,7 +14,13 @@ from pydantic import PrivateAttr
 
 from agent.config import Settings
 from agent.prompts import load_prompt
-from agent.recommend.scored import aggregate_scores, ascore, candidate_effects, prepare_scored
+from agent.recommend.scored import (
+    aggregate_scores,
+    ascore,
+    candidate_effects,
+    mean_scores,
+    prepare_scored,
+)
 from agent.runtime.label_probe import (
     ProbeFormatError,
     ProbeResult,
@@ -93,8 +99,8 @@ def additive(
 
 
 def test_label_debias_recovers_candidates_under_an_additive_label_bias() -> None:
-    """A strong bias for the first labels puts the weakest candidates first in the raw mean;
-    the fitted candidate effects give back the true order exactly."""
+    """Under a strong bias for the first labels the raw mean loses the true order; the fitted
+    candidate effects give it back exactly."""
     catalog = items(7)
     pool = ["1", "2", "3", "4", "5", "6"]
     request = prepare_scored("u", profile(), history(), catalog, pool, shuffles=3,
@@ -102,6 +108,8 @@ def test_label_debias_recovers_candidates_under_an_additive_label_bias() -> None
     worth = {"1": -3.0, "2": -2.5, "3": -2.0, "4": -1.5, "5": -1.0, "6": -0.5}
     bias = [3.0, 2.0, 1.0, 0.0, 0.0, 0.0]
     observed = additive(request.orders, bias, worth)
+    raw = mean_scores(request.orders, observed)
+    assert sorted(pool, key=lambda i: -raw[i]) != ["6", "5", "4", "3", "2", "1"]
     effects = candidate_effects(request.orders, observed)
     assert sorted(pool, key=lambda i: -effects[i]) == ["6", "5", "4", "3", "2", "1"]
     gaps = {i: effects[i] - worth[i] for i in pool}

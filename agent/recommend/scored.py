@@ -11,12 +11,12 @@ Label debiasing (`label_debias`): a small model gives the first labels more prob
 whatever they name (measured on 100 ML-100K users with the default model: the held-out item
 shown at A-E got NDCG@10 49, at F-T 14 to 21). With S >= 2 orders every candidate sits under
 several labels and every label over several candidates, so a candidate's score can be its own
-effect in the additive model
-`log p(order, label) = order + label + candidate`, fitted per user by least squares. It needs
-no other user and no target. With S = 1 the two effects cannot be told apart and the score is
-the raw log-probability. It is off by default: on the ranker's validation groups (the same 100
-users, S = 3) the debiased score ranked at NDCG@10 27.3 against 29.9 raw. (On the test split
-it flattened the position curve; that was reported, not used to choose.)"""
+effect in the additive model `log p(order, label) = order + label + candidate`, fitted per
+user by least squares. It needs no other user and no target. With S = 1 the two effects
+cannot be told apart and the score is the raw log-probability. It is off by default: on the
+ranker's validation groups (the same 100 users, S = 3) the debiased score ranked at NDCG@10
+27.3 against 29.9 raw. (On the test split it flattened the position curve; that was reported,
+not used to choose.)"""
 
 from __future__ import annotations
 
