@@ -15,8 +15,9 @@ ML-100K is ingested into a temporary data dir and `--users` users are drawn with
 
 Both sides run with max_reasks=0, so each user costs exactly one call.
 
-The server caches compiled grammars (one per user: the evidence enum lists that user's items)
-and, with prefix caching, prompt prefixes. A side that ran second would find both warm. So:
+The server caches compiled grammars (one for every user with prompt v4, whose evidence is line
+numbers; one per user with v3, whose evidence enum lists that user's items) and, with prefix
+caching, prompt prefixes. A side that ran second would find both warm. So:
 
 1. **cold**: one personae pass over users the server has never seen. This is what a real run
    gets.
