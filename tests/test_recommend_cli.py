@@ -84,6 +84,24 @@ def test_recommend_with_rerank_uses_the_llm(
     assert data["items"][0]["item_id"] not in history_ids(world.record, "crime")
 
 
+def test_the_table_names_cited_history_by_title(
+    world: World, app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_llm(monkeypatch, SchemaFiller())
+    code, out, err = invoke(app, world, "recommend", "crime", "--k", "1", "--json")
+    assert code == 0, err
+    cited = json.loads(out)["items"][0]["cited"]
+    assert cited and "cites" not in out
+    code, _, table = invoke(app, world, "recommend", "crime", "--k", "1")
+    assert code == 0, table
+    assert "(cites:" in table
+    titles = recommend_cmds.cited_titles(world.recommender(), cited)
+    assert set(titles) == set(cited)
+    shown = recommend_cmds.cites(cited, titles)
+    assert shown == " (cites: " + ", ".join(f"{titles[i]} [{i}]" for i in cited) + ")"
+    assert recommend_cmds.cites([], titles) == ""
+
+
 def test_rerank_mode_generate_writes_the_list(
     world: World, app: typer.Typer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -159,10 +159,23 @@ def recommend_cmd(
             import asyncio
 
             result = asyncio.run(rec.arecommend(user_id, k, chosen))
-    print_result(result, as_json, show_recommendations)
+        titles = {} if as_json else cited_titles(rec, [c for r in result.items for c in r.cited])
+    print_result(result, as_json, lambda shown: show_recommendations(shown, titles))
 
 
-def show_recommendations(result: Recommendations) -> None:
+def cited_titles(rec: Recommender, ids: list[str]) -> dict[str, str]:
+    """Titles of the cited history items, for the human view (--json keeps the ids)."""
+    return {item_id: item.title for item_id, item in rec.items(ids).items()}
+
+
+def cites(ids: list[str], titles: dict[str, str]) -> str:
+    """' (cites: Title [id], ...)', or '' when nothing is cited."""
+    if not ids:
+        return ""
+    return " (cites: " + ", ".join(f"{titles.get(i, 'item')} [{i}]" for i in ids) + ")"
+
+
+def show_recommendations(result: Recommendations, titles: dict[str, str]) -> None:
     from rich.table import Table
 
     how = "retrieval only"
@@ -176,13 +189,12 @@ def show_recommendations(result: Recommendations) -> None:
         table.add_column(column, overflow="fold")
     for r in result.items:
         name = f"{r.title} ({r.year})" if r.year and str(r.year) not in r.title else r.title
-        cited = f" [{', '.join(r.cited)}]" if r.cited else ""
         table.add_row(
             str(r.rank),
             f"{name}\n[dim]id {r.item_id}[/]",
             f"{r.score:.3f}",
             ", ".join(r.sources),
-            f"{r.reason}{cited}",
+            r.reason + cites(r.cited, titles),
         )
     console.print(table)
     if not result.items:
@@ -220,10 +232,11 @@ def explain_cmd(
         from agent.recommend.explain import Explainer
 
         result = Explainer(rec).explain(user_id, item_id, k, parse(rec, filters), generator)
-    print_result(result, as_json, show_explanation)
+        titles = {} if as_json else cited_titles(rec, result.cited + result.llm_cited)
+    print_result(result, as_json, lambda shown: show_explanation(shown, titles))
 
 
-def show_explanation(result: Explanation) -> None:
+def show_explanation(result: Explanation, titles: dict[str, str]) -> None:
     from rich.table import Table
 
     table = Table(title=f"user {result.user_id}, item {result.item_id}: {result.title}")
@@ -231,11 +244,9 @@ def show_explanation(result: Explanation) -> None:
     table.add_column("value", overflow="fold")
     table.add_row("verdict", result.verdict)
     table.add_row("facts", "\n".join(result.facts) or "-")
-    cited = f" [{', '.join(result.cited)}]" if result.cited else ""
-    table.add_row("retrieval reason", result.reason + cited)
+    table.add_row("retrieval reason", result.reason + cites(result.cited, titles))
     if result.llm_explanation is not None:
-        llm_cited = f" [{', '.join(result.llm_cited)}]" if result.llm_cited else ""
-        table.add_row("explanation", result.llm_explanation + llm_cited)
+        table.add_row("explanation", result.llm_explanation + cites(result.llm_cited, titles))
     if result.llm_error:
         table.add_row("explanation", f"[yellow]no valid LLM reply: {result.llm_error}[/]")
     console.print(table)
