@@ -97,9 +97,11 @@ def test_the_table_names_cited_history_by_title(
     assert "(cites:" in table
     titles = recommend_cmds.cited_titles(world.recommender(), cited)
     assert set(titles) == set(cited)
-    shown = recommend_cmds.cites(cited, titles)
-    assert shown == " (cites: " + ", ".join(f"{titles[i]} [{i}]" for i in cited) + ")"
-    assert recommend_cmds.cites([], titles) == ""
+    shown = recommend_cmds.cites("Fits.", cited, titles)
+    assert shown == "Fits. (cites: " + ", ".join(f"{titles[i]} [{i}]" for i in cited) + ")"
+    assert recommend_cmds.cites("Fits.", [], titles) == "Fits."
+    named = f"Like {titles[cited[0]]}."
+    assert recommend_cmds.cites(named, cited[:1], titles) == named
 
 
 def test_rerank_mode_generate_writes_the_list(

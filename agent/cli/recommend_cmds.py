@@ -168,11 +168,13 @@ def cited_titles(rec: Recommender, ids: list[str]) -> dict[str, str]:
     return {item_id: item.title for item_id, item in rec.items(ids).items()}
 
 
-def cites(ids: list[str], titles: dict[str, str]) -> str:
-    """' (cites: Title [id], ...)', or '' when nothing is cited."""
-    if not ids:
-        return ""
-    return " (cites: " + ", ".join(f"{titles.get(i, 'item')} [{i}]" for i in ids) + ")"
+def cites(reason: str, ids: list[str], titles: dict[str, str]) -> str:
+    """`reason` and ' (cites: Title [id], ...)' for the cited items it does not name already
+    (the retrieval reasons name theirs; the LLM's cite history lines)."""
+    unnamed = [i for i in ids if i not in titles or titles[i] not in reason]
+    if not unnamed:
+        return reason
+    return reason + " (cites: " + ", ".join(f"{titles.get(i, 'item')} [{i}]" for i in unnamed) + ")"
 
 
 def show_recommendations(result: Recommendations, titles: dict[str, str]) -> None:
@@ -194,7 +196,7 @@ def show_recommendations(result: Recommendations, titles: dict[str, str]) -> Non
             f"{name}\n[dim]id {r.item_id}[/]",
             f"{r.score:.3f}",
             ", ".join(r.sources),
-            r.reason + cites(r.cited, titles),
+            cites(r.reason, r.cited, titles),
         )
     console.print(table)
     if not result.items:
@@ -244,9 +246,9 @@ def show_explanation(result: Explanation, titles: dict[str, str]) -> None:
     table.add_column("value", overflow="fold")
     table.add_row("verdict", result.verdict)
     table.add_row("facts", "\n".join(result.facts) or "-")
-    table.add_row("retrieval reason", result.reason + cites(result.cited, titles))
+    table.add_row("retrieval reason", cites(result.reason, result.cited, titles))
     if result.llm_explanation is not None:
-        table.add_row("explanation", result.llm_explanation + cites(result.llm_cited, titles))
+        table.add_row("explanation", cites(result.llm_explanation, result.llm_cited, titles))
     if result.llm_error:
         table.add_row("explanation", f"[yellow]no valid LLM reply: {result.llm_error}[/]")
     console.print(table)
