@@ -93,6 +93,8 @@ class RunOptions(BaseModel):
     rerank_mode: Literal["scored", "generate"] = "scored"
     blend: float = Field(0.5, ge=0, le=1)
     use_llm: bool = True
+    rerank: bool = True
+    """LLM re-rank (and the rankers' LLM columns); False: profiles are the only LLM stage."""
     rank: bool = True
     """Also fit and judge the sequential retriever and the learned rankers."""
     smoke: bool = False
@@ -238,7 +240,7 @@ class Runner:
     def training_evidence(self, prep: Prepared) -> TrainingEvidence | None:
         """The LLM columns for the rankers' training groups of the eval's users (scored mode
         with llmrank only: its sampled groups are what the scored re-rank can label)."""
-        if self.stages is None or self.options.rerank_mode != "scored":
+        if self.stages is None or self.options.rerank_mode != "scored" or not self.options.rerank:
             return None
         if Protocol.LLMRANK not in self.options.protocols:
             return None
@@ -319,7 +321,7 @@ class Runner:
         self, label: str, shown: dict[str, list[str]], prep: Prepared,
         profiles: dict[str, ProfileResult],
     ) -> dict[str, RerankResult]:  # fmt: skip
-        if self.stages is None or self.ctx.generator is None:
+        if self.stages is None or self.ctx.generator is None or not self.options.rerank:
             return {}
         scored: dict[str, ScoreRequest] = {}
         generated: dict[str, RerankRequest] = {}

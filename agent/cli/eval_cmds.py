@@ -194,6 +194,14 @@ def run_cmd(
             help="Skip the sequential model and the learned rankers (their fits take minutes).",
         ),
     ] = False,
+    no_rerank: Annotated[
+        bool,
+        typer.Option(
+            "--no-rerank",
+            help="LLM profiles only, no LLM re-rank: profile quality and dense-profile at "
+            "about half the LLM time.",
+        ),
+    ] = False,
     smoke: SmokeOpt = False,
     out: OutOpt = None,
     cache_dir: CacheOpt = None,
@@ -218,7 +226,7 @@ def run_cmd(
         settings, Stage.TEST, protocols=protocols, users=users,
         user_ids=ids(user_ids), seed=seed, shuffles=shuffles, rerank_mode=rerank_mode,
         blend=settings.rerank_blend if blend is None else blend, use_llm=not no_llm,
-        rank=not no_rank, smoke=smoke, out=out, cache_dir=cache_dir,
+        rank=not no_rank, rerank=not no_rerank, smoke=smoke, out=out, cache_dir=cache_dir,
     )  # fmt: skip
     result = run_eval(settings, options, show=not as_json)
     if as_json:
