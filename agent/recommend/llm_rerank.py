@@ -11,12 +11,12 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from agent.config import Settings
+from agent.recommend.retrieval import Retrieval
 from agent.schemas import Item
 
 if TYPE_CHECKING:
     from agent.recommend.rerank import RerankOutcome, RerankRequest
     from agent.recommend.scored import ScoreRequest
-    from agent.recommend.service import Retrieval
     from agent.runtime.structured import StructuredGenerator
 
 ItemsOf = Callable[[list[str]], dict[str, Item]]

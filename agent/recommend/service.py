@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
@@ -24,12 +23,13 @@ from agent.recommend.candidates import Allow, Scored, Source
 from agent.recommend.collaborative import EaseModel, load_or_fit
 from agent.recommend.dense import DenseItems, dense_candidates, profile_query_text
 from agent.recommend.filters import ItemFilter, ItemMeta, load_item_meta, parse_filters
-from agent.recommend.fusion import Fused, fuse
+from agent.recommend.fusion import fuse
 from agent.recommend.popularity import PopularityModel
 from agent.recommend.popularity import load_or_fit as load_or_fit_popularity
 from agent.recommend.reasons import retrieval_reason
+from agent.recommend.retrieval import Retrieval
 from agent.recommend.signals import interactions_fingerprint, positive_items, seen_items
-from agent.schemas import Interaction, Item
+from agent.schemas import Item
 from agent.schemas.profile import UserProfile
 from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
@@ -99,21 +99,6 @@ class Recommendations(BaseModel):
     items: list[Recommendation]
     rerank: RerankSummary | None = None
     timings: dict[str, float]
-
-
-@dataclass
-class Retrieval:
-    """Everything retrieval produced for one user, kept for re-rank, assembly and explain."""
-
-    user_id: str
-    profile: UserProfile
-    history: list[Interaction]
-    exclude: set[str]
-    positive: list[str]
-    lists: dict[str, list[Scored]]
-    fused: list[Fused]
-    filters: ItemFilter
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
