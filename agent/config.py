@@ -169,9 +169,14 @@ class Settings(BaseSettings):
         description="Scored re-rank: top log-probs asked for (vLLM's --max-logprobs, default "
         "20, caps it); a label outside them scores as the lowest returned.",
     )
-    rerank_blend: float = Field(
-        0.5, ge=0, le=1,
-        description="Weight of the LLM rank in the final order (0: retrieval order only).",
+    rerank_blend: float | None = Field(
+        None, ge=0, le=1,
+        description="Override of the LLM rank's weight in the fusion order (0: fusion order "
+        "only). Unset: the weight `eval tune-blend` chose on validation for the served model "
+        "and re-rank mode (DATA_DIR/models/rerank_blend.json), else 0. A set value forces the "
+        "weight. Either way it applies without a ranker only: with one (`rank fit`) the order "
+        "is the ranker's. At weight 0 `recommend` sends no scoring request; the LLM still "
+        "writes the reasons for the items shown.",
     )  # fmt: skip
     rerank_history_events: int = Field(
         20, ge=1, description="Most recent history events shown to the re-rank model."

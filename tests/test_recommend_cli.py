@@ -69,19 +69,34 @@ def test_recommend_no_rerank_prints_unseen_items_without_the_llm(
     assert len(ids) == 4 and not set(ids) & history_ids(world.record, "scifi")
     assert data["reranked"] is False and all(r["reason"] for r in data["items"])
     code, _, table = invoke(app, world, "recommend", "scifi", "--k", "4", "--no-rerank")
-    assert code == 0 and "retrieval only" in table and "source(s)" in table
+    assert code == 0 and "order: fusion" in table and "reasons: retrieval" in table
+    assert "source(s)" in table
 
 
-def test_recommend_with_rerank_uses_the_llm(
+def test_recommend_uses_the_llm_for_reasons_and_blends_only_at_a_weight(
     world: World, app: typer.Typer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No ranker and no tuned weight: fusion's order, the LLM writes the reasons only. A set
+    rerank_blend blends the scored re-rank in, and the result says so."""
     fake_llm(monkeypatch, SchemaFiller())
+    code, out, err = invoke(app, world, "recommend", "crime", "--k", "1", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["reranked"] is False and data["ordering"] == "fusion"
+    assert data["rerank"]["mode"] == "reasons" and data["rerank"]["blend"] == 0
+    assert data["items"][0]["reason_by"] == "llm"
+    assert data["items"][0]["item_id"] not in history_ids(world.record, "crime")
+    monkeypatch.setenv("PERSONAE_RERANK_BLEND", "0.3")
     code, out, err = invoke(app, world, "recommend", "crime", "--k", "1", "--json")
     assert code == 0, err
     data = json.loads(out)
     assert data["reranked"] is True and data["rerank"]["prompt"]["id"] == "rerank_score"
     assert data["rerank"]["mode"] == "scored" and data["items"][0]["reason_by"] == "llm"
-    assert data["items"][0]["item_id"] not in history_ids(world.record, "crime")
+    assert (
+        data["ordering"] == "fusion+LLM blend w=0.3" and data["rerank"]["blend_from"] == "setting"
+    )
+    code, _, table = invoke(app, world, "recommend", "crime", "--k", "1")
+    assert code == 0 and "order: fusion+LLM blend w=0.3" in table
 
 
 def test_the_table_names_cited_history_by_title(
@@ -108,6 +123,7 @@ def test_rerank_mode_generate_writes_the_list(
     world: World, app: typer.Typer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_llm(monkeypatch, SchemaFiller())
+    monkeypatch.setenv("PERSONAE_RERANK_BLEND", "0.5")  # at weight 0 no re-rank runs
     args = ["recommend", "crime", "--k", "1", "--json", "--rerank-mode", "generate"]
     code, out, err = invoke(app, world, *args)
     assert code == 0, err

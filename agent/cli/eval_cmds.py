@@ -171,6 +171,8 @@ def options_for(settings: Settings, stage: Stage, **given: object) -> RunOptions
         settings.rerank_score_shuffles if mode == "scored" else settings.rerank_shuffles
     )
     shuffles = given.pop("shuffles", None) or default_shuffles
+    if given.get("blend") is None:  # rerank_blend unset: the `blended` system's own default
+        given.pop("blend", None)
     return RunOptions(stage=stage, out_dir=out, cache_dir=cache, rerank_mode=mode,
                       shuffles=shuffles, **given)  # fmt: skip
 

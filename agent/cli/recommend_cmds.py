@@ -123,16 +123,21 @@ def recommend_cmd(
     user_id: UserArg,
     k: KOpt = 10,
     no_rerank: Annotated[
-        bool, typer.Option("--no-rerank", help="Retrieval and fusion only: no LLM.")
+        bool,
+        typer.Option(
+            "--no-rerank",
+            help="No LLM at all: the ranker's or fusion's order with retrieval reasons.",
+        ),
     ] = False,
     filters: FilterOpt = None,
     rerank_mode: Annotated[
         RerankModeName | None,
         typer.Option(
             "--rerank-mode",
-            help="scored (default): label log-probs order the top candidates, then one "
-            "request writes reasons for the K shown; generate: the model writes the ranked "
-            "list with a reason per pick (for big models).",
+            help="How the LLM ranks the top candidates when its rank is blended in (no "
+            "ranker, a weight above 0): scored (default): label log-probs, then one request "
+            "writes reasons for the K shown; generate: the model writes the ranked list with "
+            "a reason per pick (for big models). The tuned weight is looked up per mode.",
         ),
     ] = None,
     model: ModelOpt = None,
@@ -141,8 +146,10 @@ def recommend_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Recommend unseen items with reasons: dense (profile), collaborative (EASE), sequential
-    and popularity candidates, ordered by the learned ranker (or fused), then re-ranked by the
-    LLM (ids limited to the candidates) with reasons for the items shown.
+    and popularity candidates, ordered by the learned ranker (`rank fit`), else fused; the LLM
+    writes the reasons for the items shown. Without a ranker the LLM's rank of the top
+    candidates is blended into the fusion order at the weight `eval tune-blend` chose for the
+    model (none chosen: 0, and no re-rank request is sent). The title says which order ran.
 
     Examples: personae recommend 42 | personae recommend 42 --no-rerank --filter year>=1990"""
     settings = make_settings(model=model, base_url=base_url, data_dir=data_dir,
@@ -180,10 +187,11 @@ def cites(reason: str, ids: list[str], titles: dict[str, str]) -> str:
 def show_recommendations(result: Recommendations, titles: dict[str, str]) -> None:
     from rich.table import Table
 
-    how = "retrieval only"
+    reasons = "LLM" if any(r.reason_by == "llm" for r in result.items) else "retrieval"
+    how = f"order: {result.ordering}"
     if result.reranked and result.rerank is not None:
-        how = f"LLM re-rank ({result.rerank.mode}) blended with retrieval"
-    title = f"user {result.user_id}: top {len(result.items)} ({how})"
+        how += f" ({result.rerank.mode}, weight {result.rerank.blend_from})"
+    title = f"user {result.user_id}: top {len(result.items)} ({how}; reasons: {reasons})"
     if result.filters:
         title += " | " + ", ".join(result.filters)
     table = Table(title=title)

@@ -2,13 +2,20 @@
 
 - scored (default): label log-probs over `rerank_score_shuffles` orders order the pool; then
   one request writes reasons for the K items shown (`shown_reasons`).
-- generate: the model writes the ranked list with a reason per pick (`rerank`)."""
+- generate: the model writes the ranked list with a reason per pick (`rerank`).
+
+The LLM rank enters the order only where it earned it (`Ordering`): with a ranker the order is
+the ranker's; without one the LLM rank is blended into the fusion order at the weight `eval
+tune-blend` chose on validation for the served model and mode, 0 when none was chosen (the
+`rerank_blend` setting overrides it). At weight 0 no re-rank request is sent, only the one for
+the shown items' reasons."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from agent.config import Settings
 from agent.recommend.retrieval import Retrieval
@@ -20,6 +27,43 @@ if TYPE_CHECKING:
     from agent.runtime.structured import StructuredGenerator
 
 ItemsOf = Callable[[list[str]], dict[str, Item]]
+
+WeightFrom = Literal["setting", "tuned", "none"]
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """The order `recommend` gives: the ranker's, or fusion's with the LLM rank blended in."""
+
+    ranker: bool
+    weight: float = 0.0
+    """The LLM rank's weight in the fusion order (always 0 with a ranker)."""
+    weight_from: WeightFrom = "none"
+
+    @property
+    def uses_llm(self) -> bool:
+        """Whether the LLM's ranks change the order (else only its reasons are asked for)."""
+        return not self.ranker and self.weight > 0
+
+    def describe(self) -> str:
+        if self.ranker:
+            return "ranker"
+        return f"fusion+LLM blend w={self.weight:g}" if self.weight > 0 else "fusion"
+
+
+def llm_weight(settings: Settings, model: str | None, mode: str) -> tuple[float, WeightFrom]:
+    """The LLM rank's weight in the fusion order and where it comes from: the `rerank_blend`
+    setting when set, else the weight `eval tune-blend` stored for this model (served name)
+    and re-rank mode, else 0."""
+    if settings.rerank_blend is not None:
+        return settings.rerank_blend, "setting"
+    if model is not None:
+        from agent.store.fitted import load_tuned_blend
+
+        tuned = load_tuned_blend(settings.data_dir, model, mode)
+        if tuned is not None:
+            return tuned.weight, "tuned"
+    return 0.0, "none"
 
 
 def rerank_request(

@@ -1,7 +1,9 @@
 """`Recommender`: a user's profile and history in, ranked unseen items with reasons out.
 
 retrieve (dense + collaborative + popularity, same filters and exclusions) -> fuse (weighted
-RRF) -> optional LLM re-rank of the top N -> blend with the retrieval rank -> top k.
+RRF) -> the learned ranker's order when one is fitted -> top k, with the LLM's reasons for the
+k shown. Without a ranker, the LLM's rank of the top N is blended into the fusion order at the
+tuned weight (`llm_rerank.Ordering`); at weight 0 (the default) no re-rank request is sent.
 
 A `Recommender` fits or loads its collaborative and popularity models on first use and keeps
 them: it sees the interactions as they were then (commands and benchmarks are short-lived;
@@ -36,6 +38,7 @@ from agent.store.record import RecordStore
 
 if TYPE_CHECKING:  # the re-rank needs openai and LangChain (~1-3 s to import): only when used
     from agent.rank.serve import ServingRanker
+    from agent.recommend.llm_rerank import Ordering, WeightFrom
     from agent.recommend.rerank import RerankOutcome, RerankRequest
     from agent.recommend.scored import ScoreRequest
     from agent.runtime.structured import StructuredGenerator
@@ -61,8 +64,8 @@ class Recommendation(BaseModel):
     year: int | None
     categories: list[str]
     score: float
-    """Blended rank score in [0, 1] after a re-rank (0 past the re-ranked pool); the fused RRF
-    score without one."""
+    """Blended rank score in [0, 1] when the LLM rank is blended in (0 past the re-ranked
+    pool); else the order's own score (the ranker's, or the fused RRF score)."""
     sources: list[str]
     source_ranks: dict[str, int]
     retrieval_rank: int
@@ -74,12 +77,18 @@ class Recommendation(BaseModel):
 
 
 class RerankSummary(BaseModel):
-    mode: Literal["generate", "scored"] = "generate"
+    mode: Literal["generate", "scored", "reasons"] = "generate"
+    """"reasons": no re-rank ran (the order does not use the LLM rank); the LLM wrote the
+    reasons for the items shown."""
     prompt: PromptRef | None
     candidates: int
     runs: int
     failed_runs: int
     blend: float
+    """The LLM rank's weight in the order (0 with a ranker, or without a tuned weight)."""
+    blend_from: Literal["ranker", "setting", "tuned", "none"] = "none"
+    """Where the weight came from: a ranker (always 0), the rerank_blend setting, the weight
+    `eval tune-blend` stored for this model and mode, or none of them (0)."""
     tokens_in: int
     tokens_out: int
     attempts: int
@@ -95,6 +104,9 @@ class Recommendations(BaseModel):
     k: int
     filters: list[str]
     reranked: bool
+    """Whether LLM ranks were blended into the order."""
+    ordering: str = "fusion"
+    """Which order ran: "ranker", "fusion" or "fusion+LLM blend w=<weight>"."""
     profile_version: int
     items: list[Recommendation]
     rerank: RerankSummary | None = None
@@ -130,6 +142,7 @@ class Recommender:
         self._catalog_size: int | None = None
         self._ranker: ServingRanker | None = None
         self._ranker_loaded = not use_ranker
+        self._weight: tuple[float, WeightFrom] | None = None
         self.refitted = False
         """Whether a model (collaborative, popularity) had to be fitted (not loaded) by this
         instance."""
@@ -169,6 +182,20 @@ class Recommender:
             self._ranker = load_serving(self.settings.data_dir, fingerprint)
             self._ranker_loaded = True
         return self._ranker
+
+    def ordering(self) -> Ordering:
+        """The ranker's order when one is loaded; else fusion, with the LLM rank blended in at
+        the `rerank_blend` setting, else the weight tuned for the generator's model and the
+        re-rank mode, else 0 (looked up once per Recommender)."""
+        from agent.recommend.llm_rerank import Ordering, llm_weight
+
+        if self.ranker() is not None:
+            return Ordering(ranker=True)
+        if self._weight is None:
+            model = self.generator.model_name if self.generator is not None else None
+            self._weight = llm_weight(self.settings, model, self.settings.rerank_mode)
+        weight, source = self._weight
+        return Ordering(False, weight, source)
 
     @property
     def index(self) -> ItemIndex:
@@ -306,17 +333,26 @@ class Recommender:
         filters: ItemFilter | None = None,
         rerank_with_llm: bool = True,
     ) -> Recommendations:
-        """Retrieval, then the LLM re-rank with its shuffles run concurrently."""
+        """Retrieval, then the LLM: the re-rank (its shuffles run concurrently) only when the
+        order blends its ranks in (`ordering`), and the reasons for the k items shown."""
         retrieval = self.retrieve(user_id, filters)
-        request = self.rerank_request(retrieval, k) if rerank_with_llm else None
-        if request is None:
+        if not rerank_with_llm:
             return self.assemble(retrieval, k, None)
         from agent.recommend.llm_rerank import add_shown_reasons, llm_outcome
+        from agent.recommend.rerank import RerankOutcome
 
-        with timed(retrieval.timings, "rerank_s"):
-            outcome = await llm_outcome(self._generator(), request)
-        if outcome.mode == "scored":
-            shown = [i for i, _ in self.final_order(retrieval, outcome)[:k]]
+        if self.ordering().uses_llm:
+            request = self.rerank_request(retrieval, k)
+            if request is None:
+                return self.assemble(retrieval, k, None)
+            with timed(retrieval.timings, "rerank_s"):
+                outcome = await llm_outcome(self._generator(), request)
+            if outcome.mode == "generate":  # its picks carry their reasons
+                return self.assemble(retrieval, k, outcome)
+        else:
+            outcome = RerankOutcome()  # no LLM ranks: the order is the ranker's or fusion's
+        shown = [i for i, _ in self.final_order(retrieval, outcome)[:k]]
+        if shown:
             with timed(retrieval.timings, "reasons_s"):
                 await add_shown_reasons(self.settings, self._generator(), retrieval,
                                         self.items, shown, outcome)  # fmt: skip
@@ -325,15 +361,18 @@ class Recommender:
     def final_order(
         self, retrieval: Retrieval, outcome: RerankOutcome | None
     ) -> list[tuple[str, float]]:
-        """Every fused item with its final score: the re-ranked pool blended with retrieval,
-        then the rest in fused order (scored 0, below every blended score)."""
-        order = [f.item_id for f in retrieval.fused]
-        if outcome is None:
+        """Every fused item with its final score. With a ranker, or at LLM weight 0, or
+        without LLM ranks: the fused order (the ranker's when one is loaded) and its scores.
+        Else the re-ranked pool blended with retrieval, then the rest in fused order (scored
+        0, below every blended score)."""
+        ordering = self.ordering()
+        if outcome is None or not outcome.llm_ranks or not ordering.uses_llm:
             return [(f.item_id, f.score) for f in retrieval.fused]
         from agent.recommend.rerank import blend
 
+        order = [f.item_id for f in retrieval.fused]
         pool = self.settings.rerank_top_n
-        head = blend(order[:pool], outcome.llm_ranks, self.settings.rerank_blend)
+        head = blend(order[:pool], outcome.llm_ranks, ordering.weight)
         return head + [(i, 0.0) for i in order[pool:]]
 
     def assemble(
@@ -341,8 +380,9 @@ class Recommender:
     ) -> Recommendations:
         fused = {f.item_id: f for f in retrieval.fused}
         order = [f.item_id for f in retrieval.fused]
-        weight = self.settings.rerank_blend
+        ordering = self.ordering()
         ranks = outcome.llm_ranks if outcome is not None else {}
+        blended = outcome is not None and bool(ranks) and ordering.uses_llm
         chosen = self.final_order(retrieval, outcome)[:k]
         items = self.items([i for i, _ in chosen] + [e.item_id for e in retrieval.history])
         titles = {
@@ -383,22 +423,24 @@ class Recommender:
             user_id=retrieval.user_id,
             k=k,
             filters=retrieval.filters.specs(),
-            reranked=outcome is not None and bool(outcome.llm_ranks),
+            reranked=blended,
+            ordering=ordering.describe() if blended or ordering.ranker else "fusion",
             profile_version=retrieval.profile.provenance.version,
             items=results,
-            rerank=self._summary(outcome, weight) if outcome is not None else None,
+            rerank=self._summary(outcome, ordering) if outcome is not None else None,
             timings={key: round(v, 4) for key, v in retrieval.timings.items()},
         )
 
     @staticmethod
-    def _summary(outcome: RerankOutcome, weight: float) -> RerankSummary:
+    def _summary(outcome: RerankOutcome, ordering: Ordering) -> RerankSummary:
         return RerankSummary(
-            mode=outcome.mode,
+            mode=outcome.mode if outcome.runs else "reasons",
             prompt=outcome.prompt,
             candidates=len(outcome.llm_ranks),
             runs=outcome.runs,
             failed_runs=outcome.failed_runs,
-            blend=weight,
+            blend=ordering.weight,
+            blend_from="ranker" if ordering.ranker else ordering.weight_from,
             tokens_in=outcome.tokens_in,
             tokens_out=outcome.tokens_out,
             attempts=outcome.attempts,

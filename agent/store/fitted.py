@@ -22,6 +22,10 @@ API:
   "parameters changed", "corrupt: ...").
 - `status(record, data_dir, artifact, params)` -> the same reason without fitting (None:
   current), for `personae index models` and tests.
+- `TunedBlend`, `save_tuned_blend`, `load_tuned_blend`: the LLM rank's blend weight that
+  `eval tune-blend` chose on validation, per model (served name) and re-rank mode, in
+  `data_dir/models/rerank_blend.json`. A chosen setting rather than a fit: it records the
+  eval's data hash and date but is not refitted when the record changes.
 
 Layout: `data_dir/<folder>/<name>.json` (the state) and `<name>-<key>.<suffix>` (the model),
 `key` a hash of the state and params. The JSON names the model file and its sha256 and is
@@ -274,3 +278,79 @@ def save(
 def forget_memo() -> None:
     """Drop the in-process copies (tests that damage files on disk)."""
     _MEMO.clear()
+
+
+# -- tuned settings --------------------------------------------------------------------------
+
+TUNED_BLEND = "models/rerank_blend.json"
+"""Under data_dir: the LLM blend weights `eval tune-blend` chose, one per model and re-rank
+mode."""
+
+
+@dataclass(frozen=True)
+class TunedBlend:
+    """The LLM rank's weight in the fusion order, as `eval tune-blend` chose it on the
+    validation split for one model (the served name) and re-rank mode."""
+
+    weight: float
+    model: str
+    mode: str
+    """Re-rank mode the LLM ranks came from ("scored" or "generate")."""
+    metric: str
+    users: int
+    protocol: str
+    tuned_at: str
+    shuffles: int | None = None
+    data_hash: str | None = None
+    """The eval's hash of the interactions and catalog it was tuned on."""
+    run_dir: str | None = None
+    mean: float | None = None
+    """The metric at the chosen weight (x100), and at weight 0 below."""
+    mean_at_zero: float | None = None
+
+
+def tuned_blend_path(data_dir: Path) -> Path:
+    return Path(data_dir) / TUNED_BLEND
+
+
+def _read_tuned(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    try:
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+            raise ValueError(f"not a format-{FORMAT} file")
+        entries = saved["weights"]
+        if not isinstance(entries, list):
+            raise ValueError("'weights' is not a list")
+        return [e for e in entries if isinstance(e, dict)]
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("tuned blend weights: ignoring %s (%s)", path, err)
+        return []
+
+
+def load_tuned_blend(data_dir: Path, model: str, mode: str) -> TunedBlend | None:
+    """The weight tuned for this model and re-rank mode (None: never tuned for them). A
+    damaged file is ignored with one warning."""
+    path = tuned_blend_path(data_dir)
+    for entry in _read_tuned(path):
+        if entry.get("model") == model and entry.get("mode") == mode:
+            try:
+                return TunedBlend(**entry)
+            except TypeError as err:
+                log.warning("tuned blend weights: ignoring an entry of %s (%s)", path, err)
+    return None
+
+
+def save_tuned_blend(data_dir: Path, tuned: TunedBlend) -> Path:
+    """Store `tuned`, replacing an earlier weight for the same model and mode (atomic
+    replace of the file)."""
+    path = tuned_blend_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = [e for e in _read_tuned(path)
+            if (e.get("model"), e.get("mode")) != (tuned.model, tuned.mode)]  # fmt: skip
+    body = {"format": FORMAT, "weights": [*kept, asdict(tuned)]}
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(body, indent=1) + "\n")
+    tmp.replace(path)
+    return path
