@@ -20,7 +20,7 @@ from evals.protocols import Protocol, UserRecord
 from evals.quality import position_bias, profile_quality, rerank_quality
 from evals.report import write_report
 from evals.runner import EvalContext, Prepared, Runner, RunOptions, Task, no_progress, run_id
-from evals.summary import RunSummary, protocol_summary
+from evals.summary import RunSummary, default_guard, protocol_summary
 
 PER_USER = "per_user.jsonl"
 SUMMARY = "summary.json"
@@ -95,19 +95,25 @@ def latencies(records: list[UserRecord]) -> dict[str, list[float]]:
 
 
 def checks(summary: RunSummary, candidates: int) -> dict[str, Any]:
+    """The run's checks; a False value is a failed check: random far from its expected NDCG
+    (the protocol is broken), or the default `recommend` path significantly below
+    `ranker-no-llm` (the guard)."""
     llmrank = summary.protocols.get(Protocol.LLMRANK.value)
-    if llmrank is None or "random" not in llmrank.systems:
+    if llmrank is None:
         return {}
-    expected = round(expected_random_ndcg(10, candidates), 2)
-    got = llmrank.systems["random"].metrics["ndcg@10"]
-    se = (got.high - got.low) / 3.92
-    z = (got.mean - expected) / se if se > 0 else 0.0
-    return {
-        "random llmrank NDCG@10 expected": expected,
-        "random llmrank NDCG@10 measured": f"{got.mean:.2f} [{got.low:.2f}, {got.high:.2f}]",
-        "standard errors from expected (z)": round(z, 2),
-        "protocol sanity (|z| <= 3)": abs(z) <= 3,
-    }
+    found: dict[str, Any] = {}
+    if "random" in llmrank.systems:
+        expected = round(expected_random_ndcg(10, candidates), 2)
+        got = llmrank.systems["random"].metrics["ndcg@10"]
+        se = (got.high - got.low) / 3.92
+        z = (got.mean - expected) / se if se > 0 else 0.0
+        found |= {
+            "random llmrank NDCG@10 expected": expected,
+            "random llmrank NDCG@10 measured": f"{got.mean:.2f} [{got.low:.2f}, {got.high:.2f}]",
+            "standard errors from expected (z)": round(z, 2),
+            "protocol sanity (|z| <= 3)": abs(z) <= 3,
+        }
+    return found | default_guard(llmrank, summary.default_path)
 
 
 def summarize(runner: Runner, prep: Prepared, records: list[UserRecord], rid: str) -> RunSummary:
@@ -131,12 +137,15 @@ def summarize(runner: Runner, prep: Prepared, records: list[UserRecord], rid: st
         for protocol in options.protocols:
             if protocol is not Protocol.FULL:
                 quality[f"re-rank ({protocol.value})"] = rerank_quality(records, protocol)
+    generator = runner.ctx.generator if runner.with_llm else None
     run = RunSummary(
         run_id=rid, stage=options.stage.value, seed=options.seed, users=len(records),
         smoke=options.smoke, backends=describe(runner.ctx.generator if runner.with_llm else None,
                                                runner.ctx.embedder),
         protocols=protocols, quality=quality, cost=cost(records, runner.stages, prep, runner),
         skipped=prep.data.skipped, checks={},
+        llm_model=generator.model_name if generator is not None else None,
+        default_path=runner.default,
     )  # fmt: skip
     run.checks = checks(run, s.eval_candidates)
     if runner.ranking is not None:

@@ -22,6 +22,8 @@ from evals.systems import System
 TOP = 20
 LLM = "llm-rerank"
 BLENDED = "blended"
+DEFAULT = "default"
+"""llmrank: the order `recommend` gives users by default (`DefaultPath`)."""
 
 
 class Protocol(StrEnum):
@@ -32,6 +34,23 @@ class Protocol(StrEnum):
     @property
     def metric_names(self) -> tuple[str, ...]:
         return FULL_METRICS if self is Protocol.FULL else LLMRANK_METRICS
+
+
+class DefaultPath(BaseModel):
+    """What `recommend` gives users by default, as this eval rebuilds it: a fitted ranker's
+    order, else the fusion order with the LLM rank blended in at `weight` (the rerank_blend
+    setting, else the weight tuned for the eval's model and mode, else 0)."""
+
+    system: str
+    """The system whose order it is (a ranker, or the fusion the LLM rank is blended into)."""
+    weight: float = 0.0
+    weight_from: str = "ranker"
+    """"ranker" (no blend), "setting", "tuned", "none" (0) or "option" (given to the run)."""
+
+    def describe(self) -> str:
+        if self.weight > 0:
+            return f"{self.system}+LLM blend w={self.weight:g} ({self.weight_from})"
+        return self.system if self.weight_from == "ranker" else f"{self.system} (LLM weight 0)"
 
 
 class SystemOutcome(BaseModel):
@@ -111,7 +130,10 @@ def run_llmrank(
     rerank: RerankResult | None,
     weight: float,
     with_llm: bool,
+    default: DefaultPath | None = None,
 ) -> ProtocolRecord:
+    """Every system's order of the candidates; with `default`, also the `default` system
+    (what `recommend` gives: the ranker's order, or fusion with the LLM rank blended in)."""
     protocol = Protocol.LLMRANK
     orders = {name: system.order(split, candidates) for name, system in systems.items()}
     results = {
@@ -120,6 +142,12 @@ def run_llmrank(
     }
     if with_llm:
         results |= llm_outcomes(protocol, split, candidates, orders[fusion], rerank, weight)
+    if default is not None and default.system in orders:
+        base = default.system
+        order = orders[base]
+        if default.weight > 0:
+            order = blended_order(order, rerank if with_llm else None, default.weight)
+        results[DEFAULT] = outcome(protocol, split.target, order, systems[base].covers(split))
     return ProtocolRecord(
         protocol=protocol,
         candidates=list(candidates),

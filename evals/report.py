@@ -32,6 +32,9 @@ GIVEN = {
     "ranker": "as ranker-no-llm, plus the LLM feature columns (NaN where not computed)",
     "llm-rerank": "the profile and the last events shown in the prompt",
     "blended": "llm-rerank and the fusion order",
+    "default": "what `recommend` gives by default: the ranker's order when rankers were "
+    "fitted (ranker if trained with the LLM columns, else ranker-no-llm), else fusion with the "
+    "LLM rank blended in at the tuned weight (0 without one); which one is under Checks",
 }
 """What each system was given of a judged user (the target itself never)."""
 
@@ -172,7 +175,9 @@ def render(summary: RunSummary, manifest: Manifest, plots: dict[str, str]) -> st
     lines += given_section(shown)
     if summary.ranking:
         lines += ranking_section(summary.ranking)
-    lines += ["## Checks", ""] + [f"- {k}: {v}" for k, v in summary.checks.items()] + [""]
+    lines += ["## Checks", ""]
+    lines += [f"- {k}: {'**False (failed)**' if v is False else v}"
+              for k, v in summary.checks.items()] + [""]  # fmt: skip
     lines += ["## Quality", ""]
     for title, data in summary.quality.items():
         lines += kv_table(title, data)

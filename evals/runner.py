@@ -42,6 +42,7 @@ from evals.llm import LLMStages, ProfileResult, RerankResult
 from evals.llm_evidence import TrainingLLM, test_stage_evidence
 from evals.protocols import (
     TOP,
+    DefaultPath,
     Protocol,
     ProtocolRecord,
     UserRecord,
@@ -92,6 +93,11 @@ class RunOptions(BaseModel):
     shuffles: int = Field(1, ge=1)
     rerank_mode: Literal["scored", "generate"] = "scored"
     blend: float = Field(0.5, ge=0, le=1)
+    """The `blended` system's LLM weight (a fixed weight, to measure what a blend costs)."""
+    default_blend: float | None = Field(None, ge=0, le=1)
+    """The `default` system's LLM weight when no ranker is fitted; None: what `recommend`
+    would use (the rerank_blend setting, else the weight tuned for the model and mode, else
+    0)."""
     use_llm: bool = True
     rerank: bool = True
     """LLM re-rank (and the rankers' LLM columns); False: profiles are the only LLM stage."""
@@ -189,6 +195,8 @@ class Runner:
         self.rankers: dict[str, RankerSystem] = {}
         self.training_stages: LLMStages | None = None
         """The LLM stages run for the rankers' training groups (validation events)."""
+        self.default: DefaultPath | None = None
+        """What `recommend` gives by default, set once the systems are fitted."""
 
     @property
     def with_llm(self) -> bool:
@@ -282,6 +290,29 @@ class Runner:
         vectors = self.ctx.embedder.embed([profile_query_text(made[u]) for u in users])
         return {u: vectors[i] for i, u in enumerate(users)}
 
+    def default_path(self) -> DefaultPath | None:
+        """`recommend`'s default order as this run can rebuild it: the ranker's when rankers
+        were fitted (`ranker` if it was trained with the LLM columns, else `ranker-no-llm`),
+        else the profile fusion with the LLM rank blended in at the weight `recommend` would
+        use (None without the LLM: `recommend` needs a profile)."""
+        llm_trained = self.ranking is not None and bool(self.ranking.llm_alone)
+        if RANKER in self.rankers and llm_trained:
+            return DefaultPath(system=RANKER)
+        if RANKER_NO_LLM in self.rankers:
+            return DefaultPath(system=RANKER_NO_LLM)
+        if not self.with_llm or self.ctx.generator is None:
+            return None
+        if self.options.default_blend is not None:
+            return DefaultPath(system=self.fusion_name, weight=self.options.default_blend,
+                               weight_from="option")  # fmt: skip
+        if not self.options.rerank:  # no LLM ranks to blend in
+            return DefaultPath(system=self.fusion_name, weight_from="no re-rank in this run")
+        from agent.recommend.llm_rerank import llm_weight
+
+        weight, source = llm_weight(self.ctx.settings, self.ctx.generator.model_name,
+                                    self.options.rerank_mode)  # fmt: skip
+        return DefaultPath(system=self.fusion_name, weight=weight, weight_from=source)
+
     @property
     def fusion_name(self) -> str:
         return "fusion" if self.with_llm else "fusion-history"
@@ -366,7 +397,7 @@ class Runner:
                 self.rankers[RANKER].evidence = test_stage_evidence(profiles, reranks)
             return {
                 u: run_llmrank(split, shown[u], timed, self.fusion_name, reranks.get(u), weight,
-                               self.with_llm)
+                               self.with_llm, self.default)
                 for u, split in splits.items()
             }  # fmt: skip
         fusion = timed[self.fusion_name]
@@ -383,6 +414,7 @@ class Runner:
         prep = prepare(self.ctx, self.options)
         profiles = self.profiles(prep)
         systems = self.systems(prep, profiles)
+        self.default = self.default_path()
         by_protocol = {p: self.run_protocol(p, prep, systems, profiles)
                        for p in self.options.protocols}  # fmt: skip
         records = [

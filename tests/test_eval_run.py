@@ -172,8 +172,13 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
     assert set(result.summary.protocols) == names
     llmrank = result.summary.protocols["llmrank"].systems
     assert set(llmrank) == {
-        *NON_LLM, "dense-profile", "fusion", "llm-rerank", "blended", "ranker",
+        *NON_LLM, "dense-profile", "fusion", "llm-rerank", "blended", "ranker", "default",
     }  # fmt: skip
+    # generate mode: the ranker has no LLM columns, so the default path is ranker-no-llm
+    assert result.summary.default_path is not None
+    assert result.summary.default_path.system == "ranker-no-llm"
+    assert result.summary.checks["default not below ranker-no-llm (95% CI not entirely below 0)"]
+    assert "| default - ranker-no-llm |" in (result.run_dir / "report.md").read_text()
     stage = result.summary.protocols["two-stage"]
     assert stage.retrieved_users is not None and stage.retrieved_only is not None
     files = {p.name for p in result.run_dir.iterdir()}
@@ -250,6 +255,9 @@ def test_ranker_llm_columns_come_from_events_before_each_validation_target(
         assert events[-2].item_id in group.candidates and len(group.candidates) == 20
     assert "llm_evidence_train_s" in result.summary.ranking["timings_s"]  # type: ignore[operator]
     assert "ranker" in result.summary.protocols["llmrank"].systems
+    # trained with the LLM columns: the eval's default path is this ranker
+    assert result.summary.default_path is not None
+    assert result.summary.default_path.system == "ranker"
 
 
 def test_fake_backends_are_refused_without_smoke(world: World, tmp_path: Path) -> None:
