@@ -1,13 +1,17 @@
 """`eval tune-blend`: choose the weight of the LLM rank in the blended order on the
 validation split (second-to-last event), never on the test split. The LLM ranks are computed
-once per user; every weight is then scored offline on the same ranks."""
+once per user; every weight is then scored offline on the same ranks. The chosen weight is
+stored for the model and re-rank mode (`tuned`), and `recommend` blends at it when no ranker
+is fitted."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from agent.store.fitted import TunedBlend
 from evals.metrics import bootstrap, metric, rank_of
 from evals.protocols import Protocol, UserRecord, blended_order
 
@@ -60,4 +64,23 @@ def sweep(
     return BlendSweep(
         protocol=protocol.value, metric=metric_name, users=len(records),
         reranked_users=reranked, best=best.weight, points=points,
+    )  # fmt: skip
+
+
+def tuned(
+    found: BlendSweep,
+    model: str,
+    mode: str,
+    shuffles: int | None = None,
+    data_hash: str | None = None,
+    run_dir: str | None = None,
+) -> TunedBlend:
+    """What `recommend` reads back: the chosen weight with the facts it was chosen on."""
+    at = {p.weight: p for p in found.points}
+    return TunedBlend(
+        weight=found.best, model=model, mode=mode, metric=found.metric, users=found.users,
+        protocol=found.protocol, tuned_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        shuffles=shuffles, data_hash=data_hash, run_dir=run_dir,
+        mean=at[found.best].mean if found.best in at else None,
+        mean_at_zero=at[0.0].mean if 0.0 in at else None,
     )  # fmt: skip

@@ -1,5 +1,5 @@
 """The eval's `default` system (what `recommend` gives by default) and its guard against
-`ranker-no-llm`, on hand-made records; deterministic."""
+`ranker-no-llm`, on hand-made records; and what `eval tune-blend` stores. Deterministic."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from evals.protocols import (
     run_llmrank,
 )
 from evals.summary import RunSummary, default_guard, protocol_summary
+from evals.tune import BlendPoint, BlendSweep, tuned
 
 GUARD = "default not below ranker-no-llm (95% CI not entirely below 0)"
 
@@ -115,3 +116,13 @@ def test_run_llmrank_builds_default_from_the_ranker_or_the_blended_fusion() -> N
                          DefaultPath(system="fusion", weight=1.0, weight_from="tuned"))  # fmt: skip
     assert at_one.systems[DEFAULT].top == ["c", "b", "a"]
     assert DEFAULT not in run_llmrank(split, fusion, systems, "fusion", rerank, 0.5, True).systems
+
+
+def test_tune_blend_stores_the_best_weight_with_what_it_was_chosen_on() -> None:
+    points = [BlendPoint(weight=w, mean=m, low=m - 1, high=m + 1)
+              for w, m in ((0.0, 50.0), (0.1, 52.0), (0.2, 51.0))]  # fmt: skip
+    found = BlendSweep(protocol="llmrank", metric="ndcg@10", users=100, reranked_users=98,
+                       best=0.1, points=points)  # fmt: skip
+    made = tuned(found, "served-model", "scored", 3, "abc123", "/runs/x")
+    assert (made.weight, made.model, made.mode, made.users) == (0.1, "served-model", "scored", 100)
+    assert (made.mean, made.mean_at_zero, made.data_hash) == (52.0, 50.0, "abc123")

@@ -314,6 +314,9 @@ def test_cli_run_compare_and_tune_blend(
     sweep = json.loads(tuned.stdout)["sweep"]
     assert [p["weight"] for p in sweep["points"]][0] == 0.0 and 0 <= sweep["best"] <= 1
     assert Path(json.loads(tuned.stdout)["run_dir"]).name.split("-")[1] == "validation"
+    # a smoke run's weight means nothing: recommend must not pick it up
+    assert json.loads(tuned.stdout)["stored"] is None
+    assert not (world.settings.data_dir / "models" / "rerank_blend.json").exists()
 
 
 def test_reproduce_command_carries_the_personae_settings_from_the_environment() -> None:
@@ -327,3 +330,36 @@ def test_reproduce_command_carries_the_personae_settings_from_the_environment() 
     assert command == (
         "PERSONAE_DATA_DIR='/tmp/a b' PERSONAE_EVAL_RERANK_PICKS=10 personae eval run --users 200"
     )
+
+
+def test_tune_blend_stores_its_weight_where_recommend_reads_it(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real (here: smoke marked as real) tune-blend run stores the chosen weight for the
+    served model and mode beside the fitted models; `recommend`'s lookup finds it there."""
+    from agent.recommend.llm_rerank import llm_weight
+    from agent.store.fitted import load_tuned_blend
+    from evals.smoke import SMOKE_MODEL
+
+    real_run = eval_cmds.run_eval
+
+    def as_if_real(settings: Settings, options: RunOptions, show: bool) -> RunResult:
+        result = real_run(settings, options, show)
+        result.summary.smoke = False
+        return result
+
+    monkeypatch.setattr(eval_cmds, "run_eval", as_if_real)
+    out = str(tmp_path / "runs")
+    done = cli(world, monkeypatch, "eval", "tune-blend", "--smoke", "--users", "6", "--out", out,
+               "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    body = json.loads(done.stdout)
+    assert body["stored"] == str(world.settings.data_dir / "models" / "rerank_blend.json")
+    stored = load_tuned_blend(world.settings.data_dir, SMOKE_MODEL, "scored")
+    assert stored is not None and stored.weight == body["sweep"]["best"]
+    assert stored.users == 6 and stored.protocol == "llmrank" and stored.data_hash
+    assert llm_weight(world.settings, SMOKE_MODEL, "scored") == (stored.weight, "tuned")
+    assert llm_weight(world.settings, "another-model", "scored") == (0.0, "none")
+    table = cli(world, monkeypatch, "eval", "tune-blend", "--smoke", "--users", "6", "--out", out)
+    printed = table.output.replace("\n", "")  # rich wraps the long line
+    assert "stored: weight" in printed and "rerank_blend.json" in printed

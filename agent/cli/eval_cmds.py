@@ -319,11 +319,14 @@ def tune_blend_cmd(
 ) -> None:
     """Pick the LLM weight of the blended ranking on the validation split (second-to-last
     event; profiles from the events before it), scoring weights 0, 0.1, ..., 1 on the same
-    LLM ranks. Prints the best weight as PERSONAE_RERANK_BLEND."""
+    LLM ranks, and store the best for the served model and re-rank mode in
+    DATA_DIR/models/rerank_blend.json: `recommend` blends at it when no ranker is fitted
+    (PERSONAE_RERANK_BLEND overrides it). A smoke run stores nothing."""
+    from agent.store.fitted import save_tuned_blend
     from evals.execute import load_records
     from evals.protocols import Protocol
     from evals.splits import Stage
-    from evals.tune import sweep
+    from evals.tune import sweep, tuned
 
     protocol = Protocol(protocol_name.value)
     if protocol is Protocol.FULL:
@@ -337,17 +340,28 @@ def tune_blend_cmd(
         cache_dir=cache_dir,
     )  # fmt: skip
     result = run_eval(settings, options, show=not as_json)
+    if result.manifest.options.get("stage") != Stage.VALIDATION.value:
+        fail("tune-blend ran on another split than validation: nothing stored")
     fusion = "fusion"
     found = sweep(load_records(result.run_dir), protocol, fusion, seed=seed,
                   samples=settings.eval_bootstrap)  # fmt: skip
     (result.run_dir / "blend_sweep.json").write_text(found.model_dump_json(indent=2))
+    stored = None
+    model_name = result.summary.llm_model
+    if not result.summary.smoke and model_name is not None:
+        choice = tuned(found, model_name, options.rerank_mode, options.shuffles,
+                       result.manifest.data_hash, str(result.run_dir))  # fmt: skip
+        stored = save_tuned_blend(settings.data_dir, choice)
     if as_json:
-        print_json({"run_dir": str(result.run_dir), "sweep": found.model_dump()})
+        print_json({"run_dir": str(result.run_dir), "sweep": found.model_dump(),
+                    "stored": str(stored) if stored is not None else None,
+                    "model": model_name, "mode": options.rerank_mode})  # fmt: skip
         return
-    show_sweep(found, result)
+    show_sweep(found, result, stored, model_name, options.rerank_mode)
 
 
-def show_sweep(found: BlendSweep, result: RunResult) -> None:
+def show_sweep(found: BlendSweep, result: RunResult, stored: Path | None, model: str | None,
+               mode: str) -> None:  # fmt: skip
     table = Table(title=f"blend weight on the validation split ({found.protocol}, "
                         f"{found.users} users, {found.reranked_users} re-ranked)")  # fmt: skip
     for column in ("weight", found.metric, "95% CI"):
@@ -358,7 +372,14 @@ def show_sweep(found: BlendSweep, result: RunResult) -> None:
     console.print(table)
     if result.summary.smoke:
         console.print("[bold yellow]SMOKE RUN: fake backends, the weight means nothing[/]")
-    console.print(f"best: PERSONAE_RERANK_BLEND={found.best}  (run folder: {result.run_dir})")
+    console.print(f"best: {found.best}  (run folder: {result.run_dir})")
+    if stored is None:
+        console.print("not stored (smoke run): `recommend` keeps its weight")
+        return
+    console.print(
+        f"stored: weight {found.best} for model {model!r} ({mode} re-rank) in {stored}; "
+        "`recommend` blends at it when no ranker is fitted (PERSONAE_RERANK_BLEND overrides)"
+    )
 
 
 def register(app: typer.Typer) -> None:
