@@ -58,7 +58,7 @@ def assert_guarantees(world: World, result: Recommendations, pool: set[str]) -> 
 def test_reranked_ids_are_unseen_candidates_and_citations_are_history(
     tmp_path: Path, llm_settings: Settings, vllm_endpoint: Endpoint, user: str
 ) -> None:
-    world = real_world(tmp_path, llm_settings)
+    world = real_world(tmp_path, llm_settings, rerank_blend=0.5)  # at 0 nothing is scored
     rec = world.recommender(generator(world, vllm_endpoint))
     pool = {f.item_id for f in rec.retrieve(user).fused[: world.settings.rerank_top_n]}
     result = rec.recommend(user, k=K)
@@ -71,7 +71,7 @@ def test_reranked_ids_are_unseen_candidates_and_citations_are_history(
 def test_the_generated_list_rerank_keeps_the_same_guarantees(
     tmp_path: Path, llm_settings: Settings, vllm_endpoint: Endpoint
 ) -> None:
-    world = real_world(tmp_path, llm_settings, rerank_mode="generate")
+    world = real_world(tmp_path, llm_settings, rerank_mode="generate", rerank_blend=0.5)
     rec = world.recommender(generator(world, vllm_endpoint))
     user = PROFILED[0]
     pool = {f.item_id for f in rec.retrieve(user).fused[: world.settings.rerank_top_n]}
