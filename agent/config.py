@@ -99,7 +99,11 @@ class Settings(BaseSettings):
         "newest). For before/after comparisons, e.g. 2 with the tiny model.",
     )
     profile_history_tokens: int = Field(
-        800, ge=100, description="Token budget for history lines in a profile prompt."
+        1100,
+        ge=100,
+        description="Token budget for history lines in a profile prompt. v5 lines carry no "
+        "categories (~14 tokens on MovieLens) and at most 6 per group, 8 groups: ~48 lines "
+        "fit; 800 before v5, whose lines held categories.",
     )
     profile_history_events: int = Field(
         200, ge=1, description="Most recent events a profile prompt draws its lines from."

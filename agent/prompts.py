@@ -47,9 +47,10 @@ class PromptTemplate(BaseModel):
     id: str
     version: int = Field(ge=1)
     description: str = ""
-    cites: Literal["ids", "lines"] = "ids"
-    """How the reply cites the history: by item id (a per-user enum in the schema) or by the
-    number of the line shown (one schema for every user: `schemas.profile.LinedDraft`)."""
+    cites: Literal["ids", "lines", "groups"] = "ids"
+    """How the reply cites the history: by item id (a per-user enum in the schema), by the
+    number of the line shown (one schema for every user: `schemas.profile.LinedDraft`), or by
+    naming groups of liked and disliked items (`schemas.profile.GroupedDraft`)."""
     messages: tuple[PromptMessage, ...] = Field(min_length=1)
     hash: str
 

@@ -26,7 +26,7 @@ def profiler(tmp_path: Path, version: int | None = None) -> Profiler:
 
 
 def test_every_user_gets_the_same_schema_with_lines_but_not_with_ids(tmp_path: Path) -> None:
-    lined = profiler(tmp_path)
+    lined = profiler(tmp_path, version=4)
     sent = {json.dumps(decoding_schema(lined.prepare_full(u).schema)) for u in USERS}
     assert len(sent) == 1
     assert lined.prepare_full(USERS[0]).prompt.ref.version >= 4
@@ -35,7 +35,7 @@ def test_every_user_gets_the_same_schema_with_lines_but_not_with_ids(tmp_path: P
 
 
 def test_lines_are_numbered_in_order_and_line_ids_are_the_items_shown(tmp_path: Path) -> None:
-    p = profiler(tmp_path)
+    p = profiler(tmp_path, version=4)
     request = p.prepare_full("scifi")
     history = p.record.history("scifi")
     user_turn = request.prompt.messages[-1].content
@@ -64,7 +64,7 @@ def draft(evidence: list[int]) -> LinedDraft:
 def test_a_line_past_the_users_lines_is_invalid_evidence_and_is_not_stored(
     tmp_path: Path,
 ) -> None:
-    p = profiler(tmp_path)
+    p = profiler(tmp_path, version=4)
     request = p.prepare_full("scifi")
     meta = GenerationMeta(model="fake", prompt=request.prompt.ref)
     profile = p.finish(request, Generated(value=draft([1, 2, 7, 59]), meta=meta))
@@ -74,7 +74,7 @@ def test_a_line_past_the_users_lines_is_invalid_evidence_and_is_not_stored(
 
 
 def test_no_line_at_all_drops_the_interest(tmp_path: Path) -> None:
-    p = profiler(tmp_path)
+    p = profiler(tmp_path, version=4)
     request = p.prepare_full("pair")  # two lines
     meta = GenerationMeta(model="fake", prompt=request.prompt.ref)
     profile = p.finish(request, Generated(value=draft([3]), meta=meta))

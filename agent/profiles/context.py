@@ -1,5 +1,6 @@
 """The part of a profile prompt that depends on the user: computed facts and the history
-lines, trimmed to a token budget with the most recent and most telling events first."""
+lines, trimmed to a token budget. Grouped prompts (v5+) show liked and disliked items in
+groups (`profiles.groups`); older ones, the most recent and most telling events first."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.profiles.scrub import excerpt, scrub
+from agent.profiles.sentiment import overall_label
 from agent.schemas import Interaction, Item
 from agent.schemas.profile import MAX_LINES, ComputedFacts
 
@@ -29,12 +31,16 @@ def estimate_tokens(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN) + 1
 
 
-def event_line(event: Interaction, item: Item | None, label: str | None = None) -> str:
-    """One history line; `label` (default: the item id) goes in the square brackets."""
+def event_line(
+    event: Interaction, item: Item | None, label: str | None = None, categories: bool = True
+) -> str:
+    """One history line; `label` (default: the item id) goes in the square brackets, and an
+    empty label leaves them out."""
     title = scrub(item.title) if item else f"item {event.item_id}"
     year = f" ({item.year})" if item and item.year and f"({item.year})" not in title else ""
-    parts = [f"- [{event.item_id if label is None else label}] {title}{year}"]
-    if item and item.categories:
+    tag = event.item_id if label is None else label
+    parts = [f"- [{tag}] {title}{year}" if tag else f"- {title}{year}"]
+    if categories and item and item.categories:
         parts.append(", ".join(scrub(c) for c in item.categories[:4]))
     if event.rating is not None:
         parts.append(f"rated {event.rating:g}")
@@ -120,3 +126,32 @@ def facts_text(facts: ComputedFacts, categories: bool = True) -> str:
     if facts.first_event and facts.last_event:
         parts.append(f"active {facts.first_event.date()} to {facts.last_event.date()}")
     return "; ".join(parts)
+
+
+TASTE_CATEGORIES = 5
+TASTE_ERAS = 3
+
+
+def taste_text(facts: ComputedFacts, categories: bool = True) -> str:
+    """How the user rates categories and decades against their own mean: the computed facts a
+    small model copies, so they must be the ones that matter. Without `categories`, decades
+    only (a grouped prompt names each group's category and its mean in the group's header;
+    given the list here as well, the default model wrote it back as every topic)."""
+    mean = facts.rating_mean
+    if mean is None:
+        return "no ratings: taste is shown only by what they chose"
+    overall = f" ({overall_label(mean)} overall)" if facts.five_point else ""
+    parts = []
+    shown = [("categories", facts.category_ratings, TASTE_CATEGORIES)] if categories else []
+    for label, rows, limit in [*shown, ("decades", facts.era_ratings, TASTE_ERAS)]:
+        above = sorted((r for r in rows if r.mean > mean), key=lambda r: -r.mean)[:limit]
+        below = sorted((r for r in rows if r.mean < mean), key=lambda r: r.mean)[:limit]
+        said = [
+            f"{side} {', '.join(f'{scrub(r.name)} {r.mean:.1f} over {r.count}' for r in found)}"
+            for side, found in (("above:", above), ("below:", below))
+            if found
+        ]
+        if said:
+            parts.append(f"{label} " + "; ".join(said))
+    where = " | ".join(parts) or "no category or decade with 3 ratings"
+    return f"mean rating {mean:.2f}{overall}; against it, {where}"

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from agent.embeddings import Embedder, Vectors
+from agent.profiles.sentiment import Side
 from agent.schemas import Item
 from agent.schemas.profile import SELF_DESCRIPTION, Grounding, Interest, ProfileDraft
 
@@ -101,18 +102,26 @@ def ground(
     history_ids: set[str],
     items: Mapping[str, Item],
     judge: TopicJudge | None = None,
+    sides: Mapping[str, Side] | None = None,
 ) -> tuple[list[Interest], list[Interest], Grounding]:
-    """The interests and dislikes that survive, and the grounding record."""
+    """The interests and dislikes that survive, and the grounding record. Given `sides`
+    (item id -> liked/disliked), an interest keeps only liked evidence and a dislike only
+    disliked evidence: the rest is removed and counted as `wrong_side_evidence`."""
     report = Grounding(score=0.0)
     kept: dict[str, list[Interest]] = {"interests": [], "dislikes": []}
     supported = 0
     for field, entries in (("interests", draft.interests), ("dislikes", draft.dislikes)):
+        wanted: Side = "liked" if field == "interests" else "disliked"
         for entry in entries:
             distinct = list(dict.fromkeys(entry.evidence))
             valid = [i for i in distinct if i in history_ids]
             report.cited += len(entry.evidence)
             report.duplicate_evidence += len(entry.evidence) - len(distinct)
             report.invalid_evidence += len(distinct) - len(valid)
+            if sides:
+                sided = [i for i in valid if sides.get(i) == wanted]
+                report.wrong_side_evidence += len(valid) - len(sided)
+                valid = sided
             if not valid:
                 report.dropped_interests += 1
                 continue

@@ -11,11 +11,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from agent.config import Settings
-from agent.profiles.context import facts_text, history_context
+from agent.profiles.claims import check_claims, drop_contradicted
+from agent.profiles.context import facts_text, history_context, taste_text
+from agent.profiles.copying import copies, prompt_ngrams
 from agent.profiles.facts import compute_facts, history_hash
 from agent.profiles.grounding import SemanticJudge, TopicJudge, ground, ground_cold_start
+from agent.profiles.groups import grouped_context
+from agent.profiles.naming import computed_intent, computed_summary, settle_topics
 from agent.profiles.scrub import scrub_user_text
-from agent.prompts import RenderedPrompt, load_prompt
+from agent.profiles.sentiment import RatingScale, Side, sides_of
+from agent.prompts import PromptTemplate, RenderedPrompt, load_prompt
 from agent.runtime.structured import Generated
 from agent.schemas import Interaction, Item
 from agent.schemas.profile import (
@@ -24,6 +29,7 @@ from agent.schemas.profile import (
     ComputedFacts,
     Confidence,
     Grounding,
+    GroupedDraft,
     Interest,
     LinedDraft,
     ProfileDraft,
@@ -32,6 +38,7 @@ from agent.schemas.profile import (
     UserProfile,
     cited_ids,
     draft_schema,
+    grouped_ids,
 )
 from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
@@ -64,6 +71,14 @@ class ProfileRequest:
     text: str | None = None
     line_ids: list[str] | None = None
     """For a line-citing prompt: the item id of each line shown (line 1 first)."""
+    groups: dict[str, list[str]] | None = None
+    """For a grouped prompt: group label -> the item ids it stands for, strongest first."""
+    group_categories: dict[str, str] = field(default_factory=dict)
+    """For a grouped prompt: group label -> the category the group is built around."""
+    sides: dict[str, Side] = field(default_factory=dict)
+    """Item id -> liked/disliked (`profiles.sentiment`): evidence on the wrong side is removed."""
+    ratings: dict[str, float] = field(default_factory=dict)
+    """Item id -> the user's last rating of it: what the claim check holds claims to."""
 
 
 class Profiler:
@@ -113,9 +128,70 @@ class Profiler:
             )
         items = self.items_of(history)
         facts = compute_facts(history, items, self.newest_event())
-        budget = self.settings.profile_history_tokens
         template = load_prompt("profile", self.settings.profile_prompt_version)
+        line_ids: list[str] | None = None
+        groups: dict[str, list[str]] | None = None
+        categories: dict[str, str] = {}
+        schema: type[ProfileDraft]
+        if template.cites == "groups":
+            prompt, groups, categories = self.grouped_prompt(template, history, items, facts)
+            schema = GroupedDraft
+        else:
+            prompt, line_ids, schema = self.lined_prompt(template, history, items, facts)
+        return ProfileRequest(
+            user_id=user_id,
+            kind=ProfileKind.FULL,
+            prompt=prompt,
+            schema=schema,
+            line_ids=line_ids,
+            groups=groups,
+            group_categories=categories,
+            sides=sides_of(history),
+            ratings=ratings_of(history),
+            facts=facts,
+            history_hash=history_hash(history),
+            history_events=len(history),
+            version=self.profiles.latest_version(user_id) + 1,
+            history_ids={e.item_id for e in history},
+            items=items,
+        )
+
+    def grouped_prompt(
+        self,
+        template: PromptTemplate,
+        history: list[Interaction],
+        items: dict[str, Item],
+        facts: ComputedFacts,
+    ) -> tuple[RenderedPrompt, dict[str, list[str]], dict[str, str]]:
+        """Liked and disliked items in named groups (profile v5+): the prompt, each group's
+        item ids and each group's category."""
+        budget = self.settings.profile_history_tokens
+        scale = RatingScale.of(history)
+        context = grouped_context(
+            self.recent(history), items, facts.category_ratings, budget, scale
+        )
+        prompt = template.render(
+            activity=facts_text(facts, categories=False),
+            taste=taste_text(facts, categories=False),
+            liked_label=scale.describe("liked"),
+            disliked_label=scale.describe("disliked"),
+            liked_lines=context.block("liked"),
+            disliked_lines=context.block("disliked"),
+            liked_total=context.liked_total,
+            disliked_total=context.disliked_total,
+        )
+        return prompt, context.groups(), context.categories()
+
+    def lined_prompt(
+        self,
+        template: PromptTemplate,
+        history: list[Interaction],
+        items: dict[str, Item],
+        facts: ComputedFacts,
+    ) -> tuple[RenderedPrompt, list[str] | None, type[ProfileDraft]]:
+        """One list of lines, cited by number (v4) or by item id (v1-v3)."""
         numbered = template.cites == "lines"
+        budget = self.settings.profile_history_tokens
         context = history_context(self.recent(history), items, facts, budget, numbered)
         prompt = template.render(
             facts=facts_text(facts),
@@ -124,25 +200,11 @@ class Profiler:
             shown=context.shown,
             total=context.total,
         )
+        if numbered:
+            return prompt, context.shown_ids, LinedDraft
         distinct = len(set(context.shown_ids))
-        schema = (
-            LinedDraft
-            if numbered
-            else draft_schema(context.shown_ids, max_interests=min(MAX_INTERESTS, distinct))
-        )
-        return ProfileRequest(
-            user_id=user_id,
-            kind=ProfileKind.FULL,
-            prompt=prompt,
-            schema=schema,
-            line_ids=context.shown_ids if numbered else None,
-            facts=facts,
-            history_hash=history_hash(history),
-            history_events=len(history),
-            version=self.profiles.latest_version(user_id) + 1,
-            history_ids={e.item_id for e in history},
-            items=items,
-        )
+        limit = min(MAX_INTERESTS, distinct)
+        return prompt, None, draft_schema(context.shown_ids, max_interests=limit)
 
     def prepare_update(self, user_id: str, previous: UserProfile) -> ProfileRequest:
         """Previous profile plus the events newer than it; a full profile when the history
@@ -177,6 +239,8 @@ class Profiler:
             version=previous.provenance.version + 1,
             history_ids={e.item_id for e in history},
             items=items,
+            sides=sides_of(history),
+            ratings=ratings_of(history),
         )
 
     def prepare_cold_start(self, user_id: str, text: str) -> ProfileRequest:
@@ -199,16 +263,31 @@ class Profiler:
 
     def finish(self, request: ProfileRequest, result: Generated[ProfileDraft]) -> UserProfile:
         """Ground the draft and add facts, a computed confidence and provenance."""
-        draft = result.value
-        if request.line_ids is not None:
-            draft = cited_ids(draft, request.line_ids)
+        named_twice = 0
+        intent, summary = result.value.intent.strip(), result.value.summary.strip()
+        if isinstance(result.value, GroupedDraft):
+            draft, named_twice = grouped_ids(result.value, request.groups or {})
+        elif request.line_ids is not None:
+            draft = cited_ids(result.value, request.line_ids)
+        else:
+            draft = result.value
         if request.kind is ProfileKind.COLD_START:
             semantic = self.judge if isinstance(self.judge, SemanticJudge) else None
             interests, grounding = ground_cold_start(draft, request.text or "", semantic)
             dislikes: list[Interest] = []
         else:
             interests, dislikes, grounding = ground(
-                draft, request.history_ids, request.items, self.judge
+                draft, request.history_ids, request.items, self.judge, request.sides
+            )
+            grounding.dropped_interests += named_twice
+            grounding.claims = check_claims(
+                interests, dislikes, request.ratings, request.items, self.judge
+            )
+            if request.groups is not None:
+                interests, dislikes = self.settle(request, interests, dislikes, grounding)
+                intent, summary = self.own_words(request, draft, interests, grounding)
+            interests, dislikes, grounding.contradicted_claims = drop_contradicted(
+                interests, dislikes, request.ratings, request.items, self.judge
             )
         meta = result.meta
         return UserProfile(
@@ -216,8 +295,8 @@ class Profiler:
             interests=interests,
             dislikes=dislikes,
             sentiment=draft.sentiment,
-            intent=draft.intent.strip(),
-            summary=draft.summary.strip(),
+            intent=intent,
+            summary=summary,
             confidence=confidence(request.kind, request.facts, grounding),
             facts=request.facts,
             grounding=grounding,
@@ -237,6 +316,44 @@ class Profiler:
             ),
         )
 
+    def settle(
+        self,
+        request: ProfileRequest,
+        interests: list[Interest],
+        dislikes: list[Interest],
+        grounding: Grounding,
+    ) -> tuple[list[Interest], list[Interest]]:
+        """Grouped profiles: the model's topic where it passes the checks, else a computed
+        one (`profiles.naming`)."""
+        category_of = {i: request.group_categories[g] for g, ids in (request.groups or {}).items()
+                       for i in ids if g in request.group_categories}  # fmt: skip
+        renamed = 0
+        settled: list[list[Interest]] = []
+        for liked, entries in ((True, interests), (False, dislikes)):
+            kept, count = settle_topics(entries, liked, category_of, request.ratings,
+                                        request.items, self.judge)  # fmt: skip
+            settled.append(kept)
+            renamed += count
+        grounding.renamed_topics = renamed
+        return settled[0], settled[1]
+
+    def own_words(
+        self,
+        request: ProfileRequest,
+        draft: ProfileDraft,
+        interests: list[Interest],
+        grounding: Grounding,
+    ) -> tuple[str, str]:
+        """Intent and summary, each replaced by a computed one when it copies a 4-word
+        sequence of the prompt's instructions or example (`profiles.copying`)."""
+        grams = prompt_ngrams(request.prompt.ref.id, request.prompt.ref.version)
+        intent, summary = draft.intent.strip(), draft.summary.strip()
+        if copies(intent, grams) and (made := computed_intent(interests, request.items)):
+            intent, grounding.rewritten_texts = made, grounding.rewritten_texts + 1
+        if copies(summary, grams) and (said := computed_summary(request.facts)):
+            summary, grounding.rewritten_texts = said, grounding.rewritten_texts + 1
+        return intent, summary
+
 
 def confidence(kind: ProfileKind, facts: ComputedFacts, grounding: Grounding) -> Confidence:
     """How far a profile can be trusted, from facts rather than the model's word (asked for
@@ -249,6 +366,11 @@ def confidence(kind: ProfileKind, facts: ComputedFacts, grounding: Grounding) ->
     levels: list[Confidence] = ["low", "medium", "high"]
     level = 1 if facts.event_count < MANY_EVENTS else 2
     return levels[level - 1 if grounding.score < WELL_GROUNDED else level]
+
+
+def ratings_of(history: list[Interaction]) -> dict[str, float]:
+    """Item id -> the user's last rating of it."""
+    return {e.item_id: e.rating for e in history if e.rating is not None}
 
 
 def previous_text(profile: UserProfile) -> str:

@@ -5,7 +5,8 @@ not travel well between processes, so the wire form carries `ids` and `limit` an
 the class on the other side. `draft_args` reads them back from the class and checks that the
 rebuilt class has the same JSON schema, so a change to `draft_schema` cannot slip through as
 a silently different schema. A line-citing request (profile prompt v4+) has one schema for
-every user, `LinedDraft`, and carries the ids of its lines instead."""
+every user, `LinedDraft`, and carries the ids of its lines instead; a grouped one (v5+) has
+`GroupedDraft` and carries its groups' ids."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from typing import Any, get_args
 from pydantic import BaseModel
 
 from agent.profiles.profiler import ProfileRequest
+from agent.profiles.sentiment import Side
 from agent.prompts import RenderedPrompt
 from agent.schemas import Item
 from agent.schemas.profile import (
     ComputedFacts,
+    GroupedDraft,
     LinedDraft,
     ProfileDraft,
     ProfileKind,
@@ -62,11 +65,17 @@ class WireRequest(BaseModel):
     items: list[Item]
     text: str | None = None
     line_ids: list[str] | None = None
-    """For a line-citing request: the item id of each line shown (its schema is LinedDraft)."""
+    """For a line-citing request: the item id of each line shown (its schema is LinedDraft,
+    or SidedDraft when `sided`)."""
+    groups: dict[str, list[str]] | None = None
+    """For a grouped request (profile v5+): group label -> item ids; its schema is GroupedDraft."""
+    group_categories: dict[str, str] = {}
+    sides: dict[str, Side] = {}
+    ratings: dict[str, float] = {}
 
     @classmethod
     def of(cls, request: ProfileRequest) -> WireRequest:
-        lined = request.line_ids is not None  # its schema is LinedDraft
+        lined = request.line_ids is not None or request.groups is not None  # one shared schema
         ids, limit = ([], 0) if lined else draft_args(request.schema)
         return cls(
             user_id=request.user_id,
@@ -82,9 +91,15 @@ class WireRequest(BaseModel):
             items=list(request.items.values()),
             text=request.text,
             line_ids=request.line_ids,
+            groups=request.groups,
+            group_categories=request.group_categories,
+            sides=request.sides,
+            ratings=request.ratings,
         )
 
     def schema_class(self) -> type[ProfileDraft]:
+        if self.groups is not None:
+            return GroupedDraft
         if self.line_ids is not None:
             return LinedDraft
         return draft_schema(self.evidence_ids, self.max_interests)
@@ -103,6 +118,10 @@ class WireRequest(BaseModel):
             items={item.item_id: item for item in self.items},
             text=self.text,
             line_ids=self.line_ids,
+            groups=self.groups,
+            group_categories=self.group_categories,
+            sides=self.sides,
+            ratings=self.ratings,
         )
 
     def messages(self) -> list[dict[str, Any]]:

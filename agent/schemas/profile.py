@@ -4,6 +4,7 @@ no LLM, and provenance)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -99,6 +100,76 @@ class LinedDraft(ProfileDraft):
     )
 
 
+LIKED_GROUPS = ("A", "B", "C", "D", "E")
+DISLIKED_GROUPS = ("X", "Y", "Z")
+"""A grouped prompt (profile v5+) shows the liked items in groups A-E and the disliked ones in
+groups X-Z, each group computed from the ratings (`profiles.groups`). The model names a group;
+the group's items become the evidence. So the decoder cannot cite a 1-star item under an
+interest, and one schema serves every user."""
+
+
+class _Named(BaseModel):
+    topic: Topic
+    weight: float = Field(ge=0.0, le=1.0, description="How strong, 0..1")
+    sentiment: SentimentLabel
+
+
+class LikedGroup(_Named):
+    group: Literal["A", "B", "C", "D", "E"]
+
+
+class DislikedGroup(_Named):
+    group: Literal["X", "Y", "Z"]
+
+
+class GroupedDraft(ProfileDraft):
+    """The LLM's part of a grouped profile: a name for each group it keeps (`grouped_ids`
+    turns it into a plain `ProfileDraft`)."""
+
+    interests: list[LikedGroup] = Field(  # type: ignore[assignment]
+        min_length=1, max_length=MAX_INTERESTS
+    )
+    dislikes: list[DislikedGroup] = Field(  # type: ignore[assignment]
+        default_factory=list, max_length=MAX_DISLIKES
+    )
+
+
+def grouped_ids(draft: GroupedDraft, groups: dict[str, list[str]]) -> tuple[ProfileDraft, int]:
+    """`draft` with each group replaced by the ids of its items (at most `MAX_EVIDENCE`, the
+    strongest first), and how many entries were dropped for naming a group already named.
+    A group the prompt did not show gets `group:G`, which is in no history, so grounding
+    counts it as invalid evidence."""
+    named_twice = 0
+
+    def entries(named: Sequence[LikedGroup | DislikedGroup]) -> list[Interest]:
+        nonlocal named_twice
+        found, seen = [], set()
+        for entry in named:
+            if entry.group in seen:
+                named_twice += 1
+                continue
+            seen.add(entry.group)
+            ids = groups.get(entry.group) or [f"group:{entry.group}"]
+            found.append(
+                Interest(
+                    topic=entry.topic,
+                    weight=entry.weight,
+                    sentiment=entry.sentiment,
+                    evidence=ids[:MAX_EVIDENCE],
+                )  # fmt: skip
+            )
+        return found
+
+    mapped = ProfileDraft(
+        interests=entries(draft.interests),
+        dislikes=entries(draft.dislikes),
+        sentiment=draft.sentiment,
+        intent=draft.intent,
+        summary=draft.summary,
+    )
+    return mapped, named_twice
+
+
 def cited_ids(draft: ProfileDraft, line_ids: list[str]) -> ProfileDraft:
     """`draft` with line numbers replaced by the ids of those lines; a number with no line
     becomes `line:N`, which is in no history, so grounding counts it as invalid evidence."""
@@ -113,6 +184,36 @@ def cited_ids(draft: ProfileDraft, line_ids: list[str]) -> ProfileDraft:
     mapped = {"interests": [ids(i) for i in draft.interests],
               "dislikes": [ids(i) for i in draft.dislikes]}  # fmt: skip
     return ProfileDraft.model_validate(draft.model_dump() | mapped)
+
+
+class CategoryRating(BaseModel):
+    """How a user rates one category (or era) against their own mean."""
+
+    name: str
+    mean: float
+    count: int
+
+
+class ClaimCheck(BaseModel):
+    """Claims held against the user's own ratings, with no LLM (`agent.profiles.claims`).
+    A claim is an interest or a dislike."""
+
+    evidence_checked: int = Field(0, description="Claims whose cited items have ratings")
+    evidence_agreeing: int = Field(
+        0,
+        description="Of those, interests whose cited items the user rated above their own mean "
+        "on average, or dislikes rated below it",
+    )
+    history_checked: int = Field(
+        0, description="Claims matching at least 3 rated items of the whole history"
+    )
+    history_contradicted: int = Field(
+        0,
+        description="Of those, claims whose matching items' mean rating is on the wrong side "
+        "of the user's mean (an interest rated below it, a dislike above it)",
+    )
+    bare_topics: int = Field(0, description="Topics that are only category names")
+    claims: int = 0
 
 
 class CategoryShare(BaseModel):
@@ -133,6 +234,13 @@ class ComputedFacts(BaseModel):
     days_since_last: float | None = Field(
         description="Days between this user's last event and the newest event in the store"
     )
+    category_ratings: list[CategoryRating] = Field(
+        default_factory=list, description="Mean rating per category (3+ rated items)"
+    )
+    era_ratings: list[CategoryRating] = Field(
+        default_factory=list, description="Mean rating per decade of release (3+ rated items)"
+    )
+    five_point: bool = Field(False, description="Every rating is on the 1-5 scale")
 
 
 class Grounding(BaseModel):
@@ -148,6 +256,29 @@ class Grounding(BaseModel):
         0,
         description="Kept interests whose topic their evidence does not support (no shared "
         "word, and not semantically close where an embedder judged it)",
+    )
+    wrong_side_evidence: int = Field(
+        0,
+        description="Cited items removed for their rating: under an interest, an item not "
+        "liked; under a dislike, an item not disliked (`agent.profiles.sentiment`)",
+    )
+    renamed_topics: int = Field(
+        0,
+        description="Grouped profiles: model topics replaced by a computed one (category and "
+        "titles) because they were bare genres, unsupported or contradicted",
+    )
+    rewritten_texts: int = Field(
+        0,
+        description="Grouped profiles: intent or summary replaced by a computed one because "
+        "it copied the prompt's instructions or example",
+    )
+    contradicted_claims: int = Field(
+        0,
+        description="Claims removed because the user's whole history contradicts them "
+        "(`agent.profiles.claims`)",
+    )
+    claims: ClaimCheck | None = Field(
+        None, description="The claims as the model wrote them, held against the ratings"
     )
 
 
