@@ -43,7 +43,7 @@ def computed_topic(category: str, evidence: Sequence[str], items: Mapping[str, I
     if not fitting:
         return category
     named = ", ".join(fitting[:-1])
-    return f"{category} like {named} and {fitting[-1]}" if named else f"{category} like {fitting[0]}"
+    return f"{category} like " + (f"{named} and {fitting[-1]}" if named else fitting[0])
 
 
 def settle_topics(
