@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.profiles.grounding import SemanticJudge
 from agent.recommend.filters import load_item_meta
 from evals.backends import describe
 from evals.beyond import beyond_accuracy
@@ -16,6 +17,7 @@ from evals.llm import LLMStages, StageStats
 from evals.manifest import Manifest, make_manifest
 from evals.metrics import expected_random_ndcg
 from evals.plots import latency_plot, metric_plot, position_plot
+from evals.profile_truth import profile_truth
 from evals.protocols import Protocol, UserRecord
 from evals.quality import position_bias, profile_quality, rerank_quality
 from evals.report import write_report
@@ -134,8 +136,12 @@ def summarize(runner: Runner, prep: Prepared, records: list[UserRecord], rid: st
     quality: dict[str, Any] = {}
     if runner.with_llm:
         quality["profiles"] = profile_quality(records, prep.ratings, prep.items)
+        histories = {u: prep.data.splits[u].history for u in prep.users}
+        quality["profile truth"] = profile_truth(records, histories, prep.items,
+                                                 SemanticJudge(runner.ctx.embedder),
+                                                 s.eval_bootstrap, options.seed)  # fmt: skip
         for protocol in options.protocols:
-            if protocol is not Protocol.FULL:
+            if protocol is not Protocol.FULL and runner.reranked:
                 quality[f"re-rank ({protocol.value})"] = rerank_quality(records, protocol)
     generator = runner.ctx.generator if runner.with_llm else None
     run = RunSummary(

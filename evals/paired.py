@@ -1,6 +1,7 @@
 """Paired differences the report leads with: each learned ranker against the best single
 source and against EASE, the sequential model against EASE, and the ranker with LLM features
-against the ranker without them (the LLM's marginal contribution, whatever its sign).
+against the ranker without them (the LLM's marginal contribution, whatever its sign), and the
+dense retrieval from the profile against the one from the history it was written from.
 
 Per user, B - A on the same candidates, with a paired bootstrap interval over users. "Best
 single source" is the single retriever with the highest mean of the metric in this run; picking
@@ -62,6 +63,8 @@ def differences(
         pairs.append((RANKER_NO_LLM, RANKER, "the LLM features' marginal contribution"))
     if SEQUENTIAL in present and EASE in present:
         pairs.append((EASE, SEQUENTIAL, ""))
+    if "dense-profile" in present and "dense-history" in present:
+        pairs.append(("dense-history", "dense-profile", "the profile against its history"))
     found = []
     for a, b, note in pairs:
         interval = paired_bootstrap(per_user(mine, protocol, a, metric),

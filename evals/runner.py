@@ -202,6 +202,11 @@ class Runner:
     def with_llm(self) -> bool:
         return self.stages is not None
 
+    @property
+    def reranked(self) -> bool:
+        """The LLM re-ranks (without it, `llm-rerank` and `blended` are not reported)."""
+        return self.with_llm and self.options.rerank
+
     def systems(self, prep: Prepared, profiles: dict[str, ProfileResult]) -> dict[str, System]:
         s = self.ctx.settings
         started = time.perf_counter()
@@ -397,7 +402,7 @@ class Runner:
                 self.rankers[RANKER].evidence = test_stage_evidence(profiles, reranks)
             return {
                 u: run_llmrank(split, shown[u], timed, self.fusion_name, reranks.get(u), weight,
-                               self.with_llm, self.default)
+                               self.reranked, self.default)
                 for u, split in splits.items()
             }  # fmt: skip
         fusion = timed[self.fusion_name]
@@ -406,7 +411,7 @@ class Runner:
                                profiles)  # fmt: skip
         return {
             u: run_two_stage(split, retrieved[u], self.fusion_name, reranks.get(u), weight,
-                             self.with_llm)
+                             self.reranked)
             for u, split in splits.items()
         }  # fmt: skip
 

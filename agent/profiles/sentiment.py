@@ -1,9 +1,10 @@
 """Which side of a user's taste an event is on: liked, disliked, or neither.
 
-On a 1-5 scale an item is liked when rated 4 or 5 and above the user's own mean, disliked when
-rated 1 or 2 and below it; a generous rater's 4 (mean 4.3) is neither, so every liked item is
-also above the mean, which is what the claim check (`agent.profiles.claims`) holds interests
-to. On other scales (10 stars, 0-1 scores) the mean alone splits them.
+On a 1-5 scale an item is liked when rated 4 or 5 and disliked when rated 1 or 2, whatever the
+user's mean (a one-rating history still has a side); on other scales (10 stars, 0-1 scores)
+the user's mean splits them. The claim check (`agent.profiles.claims`) holds interests to the
+mean: a group's evidence is its strongest items, so a generous rater's interests cite their
+5s first.
 
 Users with implicit feedback only (no ratings at all): every event is a choice and counts as
 liked, except `disliked`/`dismissed` feedback, which is disliked. When a user has ratings,
@@ -62,11 +63,13 @@ class RatingScale:
         mean = self.mean
         if mean is None:
             return None
-        if rating > mean and (not self.five_point or rating >= LIKED_FROM):
+        if self.five_point:
+            if rating >= LIKED_FROM:
+                return "liked"
+            return "disliked" if rating <= DISLIKED_UPTO else None
+        if rating > mean:
             return "liked"
-        if rating < mean and (not self.five_point or rating <= DISLIKED_UPTO):
-            return "disliked"
-        return None
+        return "disliked" if rating < mean else None
 
     def describe(self, side: Side) -> str:
         """How a block of that side is labelled in the prompt."""
