@@ -48,7 +48,7 @@ def test_default_model_writes_an_english_grounded_profile(
     report = batch.run(["scifi"], batch.profiler.prepare_full)
     assert report.profiled == 1, report.to_dict()
     profile = batch.profiler.profiles.get("scifi")
-    assert profile is not None and profile.provenance.prompt.version == 4
+    assert profile is not None and profile.provenance.prompt.version == 5
     cited = {i for entry in profile.interests + profile.dislikes for i in entry.evidence}
     assert cited <= {item for item, _, _ in HISTORIES["scifi"]}
     assert english(profile.intent, 3) and english(profile.summary, 6), profile

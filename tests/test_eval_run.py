@@ -197,6 +197,11 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
     assert {(d.a, d.b) for d in full.differences} >= {("ranker-no-llm", "ranker")}
     quality = result.summary.quality
     assert quality["profiles"]["schema_valid_rate"] == 1.0
+    truth = quality["profile truth"]
+    assert truth["profiles"] == result.summary.users
+    assert 0 <= truth["drafted bare_genre"]["mean"] <= 1 and "example_copy" in truth
+    assert {(d.a, d.b) for d in result.summary.protocols["llmrank"].differences} >= {
+        ("dense-history", "dense-profile")}  # fmt: skip
     assert quality["re-rank (llmrank)"]["reasons_citing_outside_prefix"] == 0.0
     assert result.summary.cost["re-rank"]["tokens_out_per_user"] > 0
     for record in load_records(result.run_dir):
