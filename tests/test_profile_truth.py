@@ -215,3 +215,21 @@ def test_copies_of_the_prompt_are_caught_in_v4_and_none_of_v5s_own_facts() -> No
     last = load_prompt("profile", 5).messages[-1].content
     assert "{{ liked_lines }}" not in last and "liked_lines" in last  # the user turn is not fixed
 
+
+
+def test_profile_show_names_each_piece_of_evidence_with_the_users_rating(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    profiler = Profiler(Settings(data_dir=tmp_path), build_record(tmp_path))
+    request = profiler.prepare_full("scifi")
+    assert request.groups is not None
+    draft = grouped([(g, "Ridley Scott creatures") for g in request.groups if g in "ABCDE"], [])
+    meta = GenerationMeta(model="fake", prompt=request.prompt.ref, attempts=1)
+    profiler.profiles.add(profiler.finish(request, Generated(value=draft, meta=meta)))
+    profiler.record.close()
+    env = {"PERSONAE_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    shown = CliRunner().invoke(app, ["profile", "show", "scifi"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "Alien (1979) rated 5" in shown.output and "claims vs ratings" in shown.output

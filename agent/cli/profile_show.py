@@ -11,7 +11,8 @@ from agent.cli.common import DataDirOpt, JsonOpt, console, fail, make_settings, 
 from agent.cli.deferred import record_at
 
 if TYPE_CHECKING:
-    from agent.schemas.profile import UserProfile
+    from agent.schemas.profile import ClaimCheck, UserProfile
+    from agent.store.record import RecordStore
 
 
 def show(
@@ -33,6 +34,7 @@ def show(
         if current is None:
             fail(f"no profile for user {user_id}" + (f" version {version}" if version else ""))
         versions = profiles.versions(user_id)
+        cited = evidence_of(record, user_id, current)
         before = None
         if diff:
             number = current.provenance.version - 1
@@ -52,20 +54,36 @@ def show(
     if as_json:
         print_json(current.model_dump(mode="json"))
         return
-    console.print(profile_table(current))
+    console.print(profile_table(current, cited))
     console.print("versions: " + ", ".join(f"v{v.version} {v.kind}" for v in versions))
 
 
-def profile_table(profile: UserProfile) -> Table:
+def evidence_of(record: RecordStore, user_id: str, profile: UserProfile) -> dict[str, str]:
+    """Each cited item as the user sees it: its title and their rating ("Fargo (1996) 5")."""
+    ratings = {e.item_id: e.rating for e in record.history(user_id)}
+    found = {}
+    for entry in (*profile.interests, *profile.dislikes):
+        for item_id in entry.evidence:
+            item = record.get_item(item_id)
+            title = item.title if item is not None else item_id
+            year = f" ({item.year})" if item and item.year and str(item.year) not in title else ""
+            rating = ratings.get(item_id)
+            found[item_id] = f"{title}{year} " + (f"rated {rating:g}" if rating else "unrated")
+    return found
+
+
+def profile_table(profile: UserProfile, cited: dict[str, str] | None = None) -> Table:
     p = profile.provenance
     table = Table(title=f"user {profile.user_id} - profile v{p.version} ({p.kind})")
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
+    named = cited or {}
 
     def topics(entries: list[Any]) -> str:
         return (
             "\n".join(
-                f"{i.topic} ({i.weight:.2f}, {i.sentiment}) <- {', '.join(i.evidence)}"
+                f"{i.topic} ({i.weight:.2f})\n  <- "
+                + "; ".join(named.get(e, e) for e in i.evidence)
                 for i in entries
             )
             or "-"
@@ -85,14 +103,24 @@ def profile_table(profile: UserProfile) -> Table:
     table.add_row(
         "grounding",
         f"score {g.score:.2f}; dropped {g.dropped_interests}, invalid ids {g.invalid_evidence}, "
-        f"repeated ids {g.duplicate_evidence}",
+        f"repeated ids {g.duplicate_evidence}, wrong-side ids {g.wrong_side_evidence}",
     )
+    if g.claims is not None:
+        table.add_row("claims vs ratings", claims_text(g.claims))
     table.add_row(
         "provenance",
         f"{p.model}; prompt {p.prompt.id} v{p.prompt.version} ({p.prompt.hash[:12]}); "
         f"{p.created_at:%Y-%m-%d %H:%M} UTC; {p.tokens_in}+{p.tokens_out} tokens",
     )
     return table
+
+
+def claims_text(c: ClaimCheck) -> str:
+    return (
+        f"evidence agrees {c.evidence_agreeing}/{c.evidence_checked}; whole history "
+        f"contradicts {c.history_contradicted}/{c.history_checked} "
+        f"({c.claims - c.history_checked} unchecked); bare genres {c.bare_topics}/{c.claims}"
+    )
 
 
 def print_diff(changes: dict[str, Any], before: UserProfile, after: UserProfile) -> None:
