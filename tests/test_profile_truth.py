@@ -216,7 +216,6 @@ def test_copies_of_the_prompt_are_caught_in_v4_and_none_of_v5s_own_facts() -> No
     assert "{{ liked_lines }}" not in last and "liked_lines" in last  # the user turn is not fixed
 
 
-
 def test_profile_show_names_each_piece_of_evidence_with_the_users_rating(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
