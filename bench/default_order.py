@@ -44,15 +44,15 @@ def main() -> None:
         after.append(metric(METRIC, rank_of(ranked[user].target, order)))
         blended = blended_order(order, a.rerank, args.weight)
         before.append(metric(METRIC, rank_of(ranked[user].target, blended)))
-    report = {
-        "users": len(users),
+    intervals = {
         f"before ({args.system} + LLM blend w={args.weight:g})": bootstrap(before, 1000, 0),
         f"after ({args.system})": bootstrap(after, 1000, 0),
         "after - before (paired)": paired_bootstrap(before, after, 1000, 0),
     }
-    print(json.dumps({k: v if isinstance(v, int) else
-                      {"mean": v.mean, "low": v.low, "high": v.high, "n": v.n}
-                      for k, v in report.items()}, indent=2))  # fmt: skip
+    report: dict[str, object] = {"users": len(users)}
+    for name, v in intervals.items():
+        report[name] = {"mean": round(v.mean, 2), "low": round(v.low, 2), "high": round(v.high, 2)}
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
