@@ -286,6 +286,7 @@ def show_report(report: BatchReport, as_json: bool) -> None:
     for key in (
         "requested", "profiled", "skipped_unchanged", "failed", "users_per_s", "tokens_per_s",
         "tokens_per_user", "schema_valid_rate", "reask_rate", "dropped_interest_rate",
+        "wrong_side_evidence", "claims_drafted", "contradicted_claims", "renamed_topics",
         "grounding_scores", "seconds", "failures_path",
     ):  # fmt: skip
         value = data[key]
@@ -293,6 +294,11 @@ def show_report(report: BatchReport, as_json: bool) -> None:
             continue
         table.add_row(key.replace("_", " "), _fmt(value))
     console.print(table)
+    if report.skipped_older_prompt:
+        console.print(
+            f"note: {report.skipped_older_prompt} skipped profile(s) were written with an older "
+            "profile prompt; --force rewrites them with the current one"
+        )
 
 
 def _fmt(value: Any) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.profiles.facts import history_hash
 from agent.profiles.profiler import Profiler, ProfileRequest, UnknownUserError
+from agent.prompts import load_prompt
 from agent.runtime.structured import Generated, StructuredGenerator, StructuredOutputError
 from agent.schemas.profile import ProfileDraft, UserProfile
 from agent.store.profile_index import ProfileIndex
@@ -33,6 +34,8 @@ VECTOR_BATCH = 32
 class BatchReport:
     requested: int = 0
     skipped_unchanged: int = 0
+    skipped_older_prompt: int = 0
+    """Of the skipped, profiles written with another prompt than the current one (--force)."""
     profiled: int = 0
     failed: int = 0
     synced_vectors: int = 0
@@ -44,6 +47,10 @@ class BatchReport:
     dropped_interests: int = 0
     invalid_evidence: int = 0
     duplicate_evidence: int = 0
+    wrong_side_evidence: int = 0
+    claims_drafted: int = 0
+    contradicted_claims: int = 0
+    renamed_topics: int = 0
     grounding_scores: list[float] = field(default_factory=list)
     seconds: float = 0.0
     failures_path: str | None = None
@@ -67,6 +74,10 @@ class BatchReport:
         self.dropped_interests += g.dropped_interests
         self.invalid_evidence += g.invalid_evidence
         self.duplicate_evidence += g.duplicate_evidence
+        self.wrong_side_evidence += g.wrong_side_evidence
+        self.claims_drafted += g.claims.claims if g.claims is not None else 0
+        self.contradicted_claims += g.contradicted_claims
+        self.renamed_topics += g.renamed_topics
         self.grounding_scores.append(g.score)
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,9 +164,11 @@ class BatchProfiler:
     ) -> Iterator[ProfileRequest]:
         """Requests for users whose profile is missing or stale, prepared lazily."""
         stamps = self.profiler.profiles.latest_stamps()
+        prompt = load_prompt("profile", self.profiler.settings.profile_prompt_version).hash
         for user_id in user_ids:
             if not force and self.is_current(user_id, stamps):
                 self.report.skipped_unchanged += 1
+                self.report.skipped_older_prompt += stamps[user_id].prompt_hash != prompt
                 continue
             try:
                 yield prepare(user_id)
