@@ -19,7 +19,7 @@ from agent.config import Settings
 from agent.embeddings import load_embedder
 from agent.recommend.explain import Explainer
 from agent.recommend.feedback import record_feedback
-from agent.recommend.service import Recommendations
+from agent.recommend.results import Recommendations
 from agent.recommend.signals import FeedbackLabel
 from agent.runtime.endpoint import Endpoint
 from agent.runtime.structured import StructuredGenerator

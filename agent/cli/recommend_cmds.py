@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from agent.recommend.dense import DenseItems
     from agent.recommend.explain import Explanation
     from agent.recommend.filters import ItemFilter
-    from agent.recommend.service import Recommendations, Recommender
+    from agent.recommend.results import Recommendations
+    from agent.recommend.service import Recommender
     from agent.runtime.structured import StructuredGenerator
     from agent.store.item_index import ItemIndex
 

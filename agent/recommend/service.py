@@ -15,12 +15,9 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING
 
 from agent.config import Settings
-from agent.prompts import PromptRef
 from agent.recommend.candidates import Allow, Scored, Source
 from agent.recommend.collaborative import EaseModel, load_or_fit
 from agent.recommend.dense import DenseItems, dense_candidates, profile_query_text
@@ -29,6 +26,7 @@ from agent.recommend.fusion import fuse
 from agent.recommend.popularity import PopularityModel
 from agent.recommend.popularity import load_or_fit as load_or_fit_popularity
 from agent.recommend.reasons import retrieval_reason
+from agent.recommend.results import Recommendation, Recommendations, rerank_summary
 from agent.recommend.retrieval import Retrieval
 from agent.recommend.signals import interactions_fingerprint, positive_items, seen_items
 from agent.schemas import Item
@@ -55,62 +53,6 @@ class UnknownUserError(LookupError):
 
 class UnknownItemError(LookupError):
     """The item is not in the record."""
-
-
-class Recommendation(BaseModel):
-    rank: int
-    item_id: str
-    title: str
-    year: int | None
-    categories: list[str]
-    score: float
-    """Blended rank score in [0, 1] when the LLM rank is blended in (0 past the re-ranked
-    pool); else the order's own score (the ranker's, or the fused RRF score)."""
-    sources: list[str]
-    source_ranks: dict[str, int]
-    retrieval_rank: int
-    llm_rank: int | None = None
-    reason: str
-    reason_by: Literal["llm", "retrieval"]
-    cited: list[str]
-    """History item ids the reason relies on (always ids from the user's history)."""
-
-
-class RerankSummary(BaseModel):
-    mode: Literal["generate", "scored", "reasons"] = "generate"
-    """"reasons": no re-rank ran (the order does not use the LLM rank); the LLM wrote the
-    reasons for the items shown."""
-    prompt: PromptRef | None
-    candidates: int
-    runs: int
-    failed_runs: int
-    blend: float
-    """The LLM rank's weight in the order (0 with a ranker, or without a tuned weight)."""
-    blend_from: Literal["ranker", "setting", "tuned", "none"] = "none"
-    """Where the weight came from: a ranker (always 0), the rerank_blend setting, the weight
-    `eval tune-blend` stored for this model and mode, or none of them (0)."""
-    tokens_in: int
-    tokens_out: int
-    attempts: int
-    reasks: int
-    latency_s: float
-    dropped_picks: int = 0
-    """Repeated picks discarded from replies kept after the re-asks ran out."""
-    errors: list[str]
-
-
-class Recommendations(BaseModel):
-    user_id: str
-    k: int
-    filters: list[str]
-    reranked: bool
-    """Whether LLM ranks were blended into the order."""
-    ordering: str = "fusion"
-    """Which order ran: "ranker", "fusion" or "fusion+LLM blend w=<weight>"."""
-    profile_version: int
-    items: list[Recommendation]
-    rerank: RerankSummary | None = None
-    timings: dict[str, float]
 
 
 @contextmanager
@@ -427,25 +369,6 @@ class Recommender:
             ordering=ordering.describe() if blended or ordering.ranker else "fusion",
             profile_version=retrieval.profile.provenance.version,
             items=results,
-            rerank=self._summary(outcome, ordering) if outcome is not None else None,
+            rerank=rerank_summary(outcome, ordering) if outcome is not None else None,
             timings={key: round(v, 4) for key, v in retrieval.timings.items()},
-        )
-
-    @staticmethod
-    def _summary(outcome: RerankOutcome, ordering: Ordering) -> RerankSummary:
-        return RerankSummary(
-            mode=outcome.mode if outcome.runs else "reasons",
-            prompt=outcome.prompt,
-            candidates=len(outcome.llm_ranks),
-            runs=outcome.runs,
-            failed_runs=outcome.failed_runs,
-            blend=ordering.weight,
-            blend_from="ranker" if ordering.ranker else ordering.weight_from,
-            tokens_in=outcome.tokens_in,
-            tokens_out=outcome.tokens_out,
-            attempts=outcome.attempts,
-            reasks=outcome.reasks,
-            latency_s=round(outcome.latency_s, 3),
-            dropped_picks=outcome.dropped,
-            errors=outcome.errors,
         )
