@@ -17,11 +17,12 @@ from evals.llm import LLMStages, StageStats
 from evals.manifest import Manifest, make_manifest
 from evals.metrics import expected_random_ndcg
 from evals.plots import latency_plot, metric_plot, position_plot
+from evals.prepare import EvalContext, Prepared, RunOptions
 from evals.profile_truth import profile_truth
 from evals.protocols import Protocol, UserRecord
 from evals.quality import position_bias, profile_quality, rerank_quality
 from evals.report import write_report
-from evals.runner import EvalContext, Prepared, Runner, RunOptions, Task, no_progress, run_id
+from evals.runner import Runner, Task, no_progress, run_id
 from evals.summary import RunSummary, default_guard, protocol_summary
 
 PER_USER = "per_user.jsonl"

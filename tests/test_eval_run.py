@@ -25,8 +25,8 @@ from agent.store.item_index import ItemIndex
 from agent.store.record import RecordStore
 from evals.backends import FakeBackendError
 from evals.execute import RunResult, execute, load_records
+from evals.prepare import EvalContext, RunOptions
 from evals.protocols import Protocol
-from evals.runner import EvalContext, RunOptions
 from evals.smoke import SmokeChatModel
 
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Sci-Fi"]

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from agent.runtime.structured import StructuredGenerator
     from evals.compare import Comparison
     from evals.execute import RunResult
-    from evals.runner import RunOptions
+    from evals.prepare import RunOptions
     from evals.splits import Stage
     from evals.summary import RunSummary
     from evals.tune import BlendSweep
@@ -135,7 +135,7 @@ def run_eval(settings: Settings, options: RunOptions, show: bool) -> RunResult:
     from agent.store.item_index import ItemIndex
     from evals.backends import FakeBackendError, check_backends
     from evals.execute import execute
-    from evals.runner import EvalContext, EvalError
+    from evals.prepare import EvalContext, EvalError
 
     command = reproduce_command(sys.argv[1:], os.environ)
     embedder = load_embedder(settings)
@@ -161,7 +161,7 @@ def ids(values: list[str] | None) -> list[str] | None:
 
 
 def options_for(settings: Settings, stage: Stage, **given: object) -> RunOptions:
-    from evals.runner import RunOptions
+    from evals.prepare import RunOptions
 
     out = given.pop("out") or settings.data_dir / "evals"
     cache = given.pop("cache_dir") or settings.data_dir / "evals" / "cache"
