@@ -68,18 +68,23 @@ class EaseModel:
     ) -> list[Scored]:
         return take(self.ranked(history), n, exclude, allow)
 
-    def contributions(self, history: Iterable[str], item_id: str, top: int = 3) -> list[str]:
-        """The history items that push `item_id` up the most (a grounded reason)."""
+    def contribution_scores(self, history: Iterable[str], item_id: str) -> list[tuple[str, float]]:
+        """Every history item in the model with what it adds to `item_id`'s score, largest
+        first (ties in history order). With a binary history row the score is exactly the sum
+        of these: `X[u,k] * B[k,j]` = `weights[k, j]` for each k the user has."""
         target = self._index.get(item_id)
         if target is None:
             return []
         weighted = [
-            (float(self.weights[self._index[h], target]), h)
+            (h, float(self.weights[self._index[h], target]))
             for h in dict.fromkeys(history)
             if h in self._index
         ]
-        weighted.sort(key=lambda pair: -pair[0])
-        return [h for w, h in weighted[:top] if w > 0]
+        return sorted(weighted, key=lambda pair: -pair[1])
+
+    def contributions(self, history: Iterable[str], item_id: str, top: int = 3) -> list[str]:
+        """The history items that push `item_id` up the most (a grounded reason)."""
+        return [h for h, w in self.contribution_scores(history, item_id)[:top] if w > 0]
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
