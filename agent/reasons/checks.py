@@ -1,0 +1,174 @@
+"""A written reason held against its item's evidence, with no LLM in the loop.
+
+A constraint fixes the form of what a model writes, never its truth (design: "Recommendation
+stages"). Issue 29 found LLM reasons citing items that did not drive the score, giving
+items categories they lack, saying the user rated the film being recommended, and repeating
+one template. Each of those is checked here from text and numbers alone:
+
+- faithfulness: the share of cited history items among the item's top-3 EASE contributors;
+- false claims: a catalog category word the item does not have, or a phrase saying the user
+  rated, watched or saw the recommended item;
+- and, over a run, variety (`agent.reasons.variety`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Sequence
+
+from pydantic import BaseModel
+
+from agent.reasons.evidence import ItemEvidence
+
+_WORD = re.compile(r"[a-z0-9']+")
+FAITHFUL_TOP = 3
+NOT_CATEGORIES = frozenset({"unknown", "other", "none", "misc"})
+"""Catalog placeholders (ML-100K's "unknown"), never a claim about an item."""
+DERIVED = {
+    "animation": ["animated"],
+    "romance": ["romantic"],
+    "comedy": ["comedic"],
+    "sci fi": ["science fiction", "scifi"],
+    "film noir": ["noir"],
+    "children's": ["children", "kids"],
+}
+"""English forms of a category name other than its plural (used only if the catalog has it)."""
+SUBJECTS = frozenset({"you", "you've", "user"})
+"""Not "they": "people who liked A ... they also liked this" speaks of other users."""
+HELPERS = frozenset({"have", "has", "had", "already", "also", "previously", "once", "just"})
+SEEN_VERBS = frozenset(
+    {"rated", "rate", "rates", "watched", "watch", "watches", "saw", "seen", "viewed",
+     "enjoyed", "liked", "loved", "gave"}
+)  # fmt: skip
+TARGET_WINDOW = 3
+"""Words between the verb and the recommended item's title in a seen-claim ("this" must follow
+the verb at once: "you rated Aladdin highly; this ..." claims nothing about this item)."""
+
+
+def tokens(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def title_words(title: str) -> list[str]:
+    """A title's words without its article, also when given last ("Usual Suspects, The")."""
+    words = tokens(title)
+    if len(words) > 1 and words[-1] in {"the", "a", "an"} and "," in title:
+        words = words[:-1]
+    if len(words) > 1 and words[0] in {"the", "a", "an"}:
+        words = words[1:]
+    return words
+
+
+def find(
+    words: Sequence[str], phrase: Sequence[str], start: int = 0, end: int | None = None
+) -> int:
+    """Where `phrase` starts in `words[start:end]`, or -1."""
+    stop = len(words) if end is None else min(end, len(words))
+    n = len(phrase)
+    for i in range(start, stop - n + 1):
+        if n and list(words[i : i + n]) == list(phrase):
+            return i
+    return -1
+
+
+def without_titles(words: list[str], titles: Iterable[str]) -> list[str]:
+    """`words` with every occurrence of the titles blanked ("Star Wars" is not a War claim)."""
+    out = list(words)
+    for title in titles:
+        phrase = title_words(title)
+        while phrase and (at := find(out, phrase)) >= 0:
+            out[at : at + len(phrase)] = [""] * len(phrase)
+    return out
+
+
+def category_forms(category: str) -> list[list[str]]:
+    """The word sequences that name a category: its name, plural and common derived forms."""
+    base = tokens(category)
+    if not base:
+        return []
+    last = base[-1]
+    plurals = [last[:-1] + "ies"] if last.endswith("y") else [last + "s"]
+    forms = [base] + [[*base[:-1], p] for p in plurals if not last.endswith("'s")]
+    forms += [tokens(d) for d in DERIVED.get(" ".join(base), [])]
+    return forms
+
+
+def false_categories(
+    text: str, evidence: ItemEvidence, catalog: Collection[str], titles: Iterable[str] = ()
+) -> list[str]:
+    """Catalog categories a reason names that the item does not have. Titles (the item's own
+    and the cited ones) are removed first: their words are names, not claims."""
+    words = without_titles(tokens(text), [evidence.title, *titles])
+    has = {c.lower() for c in evidence.categories}
+    found = []
+    for category in sorted(catalog):
+        if category.lower() in has or category.lower() in NOT_CATEGORIES:
+            continue
+        if any(find(words, form) >= 0 for form in category_forms(category)):
+            found.append(category)
+    return found
+
+
+def seen_claims(text: str, title: str) -> list[str]:
+    """Phrases saying the user rated, watched or saw the recommended item ("you rated X",
+    "the user rates X as fun", "you've already seen this"): the item is a recommendation, so
+    the user has not."""
+    words = tokens(text)
+    target = title_words(title)[:3]
+    found = []
+    for i, word in enumerate(words):
+        if word not in SUBJECTS:
+            continue
+        j = i + 1
+        while j < len(words) and words[j] in HELPERS:
+            j += 1
+        if j >= len(words) or words[j] not in SEEN_VERBS:
+            continue
+        window = j + 1 + TARGET_WINDOW
+        at = find(words, target, j + 1, window + len(target)) if target else -1
+        this = j + 1 if j + 1 < len(words) and words[j + 1] == "this" else -1
+        end = at + len(target) if at >= 0 else this + 1 if this >= 0 else -1
+        if end >= 0:
+            found.append(" ".join(words[i:end]))
+    return found
+
+
+def faithfulness(
+    cited: Sequence[str], evidence: ItemEvidence, top: int = FAITHFUL_TOP
+) -> float | None:
+    """Share of the cited history items among the item's `top` contributors; None when the
+    reason cites nothing (counted apart: it names no driver, true or false)."""
+    cited = list(dict.fromkeys(cited))
+    if not cited:
+        return None
+    drivers = set(evidence.top_ids(top))
+    return sum(c in drivers for c in cited) / len(cited)
+
+
+class ReasonCheck(BaseModel):
+    item_id: str
+    cited: list[str]
+    faithfulness: float | None
+    false_categories: list[str]
+    seen_claims: list[str]
+
+    @property
+    def false_claim(self) -> bool:
+        return bool(self.false_categories or self.seen_claims)
+
+
+def check_reason(
+    text: str,
+    cited: Sequence[str],
+    evidence: ItemEvidence,
+    catalog: Collection[str],
+    cited_titles: Iterable[str] = (),
+) -> ReasonCheck:
+    """Every per-reason check. `catalog` is the catalog's category names; `cited_titles` the
+    titles of the cited history items (names that are not category claims)."""
+    return ReasonCheck(
+        item_id=evidence.item_id,
+        cited=list(cited),
+        faithfulness=faithfulness(cited, evidence),
+        false_categories=false_categories(text, evidence, catalog, cited_titles),
+        seen_claims=seen_claims(text, evidence.title),
+    )
