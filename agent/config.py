@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         description="Version of prompts/profile.v<N>.toml for full profiles (default: the "
         "newest). For before/after comparisons, e.g. 2 with the tiny model.",
     )
+    reasons_prompt_version: int | None = Field(
+        None,
+        ge=1,
+        description="Version of prompts/reasons.v<N>.toml for the reasons of the items shown "
+        "(default: the newest). 1 is the prompt before issue 29 (history lines, no checks), "
+        "for before/after measurements (bench/reasons.py --llm).",
+    )
     profile_history_tokens: int = Field(
         1100,
         ge=100,

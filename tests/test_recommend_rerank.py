@@ -222,23 +222,24 @@ def test_recommend_with_rerank_returns_unseen_candidates(tmp_path: Path, k: int)
 @pytest.mark.parametrize("k", [1, 3])
 def test_scored_recommend_asks_reasons_for_the_shown_items_only(tmp_path: Path, k: int) -> None:
     """Scored mode: three one-token probes order the pool, then one request writes k reasons
-    whose cited line numbers become history item ids."""
+    whose cited numbers become each item's own driver ids."""
     world, _, _ = setup(tmp_path, rerank_top_n=5, rerank_blend=1.0)
-    model = SchemaFiller(enum_pick=0)  # cites line 1, which every user with history has
+    model = SchemaFiller(enum_pick=0)  # cites driver 1, which every item shown here has
     rec = world.recommender(fake_generator(world.settings, model))
     result = rec.recommend("scifi", k=k)
     seen = history_ids(world.record, "scifi")
     assert result.rerank is not None and result.rerank.mode == "scored"
     assert result.rerank.runs == 3 and not result.rerank.errors
     assert len(result.items) == k and not seen & {r.item_id for r in result.items}
+    evidence = rec.evidence(rec.retrieve("scifi"), [r.item_id for r in result.items])
     for item in result.items:
         assert item.reason_by == "llm" and item.cited and set(item.cited) <= seen
-    first_line = rec.record.history("scifi")[-world.settings.rerank_history_events :][0]
-    assert all(item.cited == [first_line.item_id] for item in result.items)
+        assert item.cited == evidence[item.item_id].top_ids(1)
 
 
 def test_a_reason_citing_past_the_shown_history_falls_back_to_retrieval(tmp_path: Path) -> None:
-    world, _, _ = setup(tmp_path, rerank_top_n=5)
+    """The v1 prompt (history lines, kept for before/after measurements)."""
+    world, _, _ = setup(tmp_path, rerank_top_n=5, reasons_prompt_version=1)
     assert len(world.record.history("scifi")) < 20  # so line 20 is past the history
     rec = world.recommender(fake_generator(world.settings, SchemaFiller(enum_pick=-1)))
     result = rec.recommend("scifi", k=2)

@@ -206,7 +206,8 @@ def recommend(
 
 
 def explain_item(ctx: ToolContext, item: str) -> ToolResult:
-    """Why one item is or is not recommended to the user: computed facts, no LLM."""
+    """Why one item is or is not recommended to the user: computed facts, no LLM. The drivers
+    are `agent.reasons.evidence`'s, the ones `recommend`'s reasons cite."""
     rec = ctx.recommender
     item_id = resolve_item(ctx, item)
     try:
@@ -220,7 +221,8 @@ def explain_item(ctx: ToolContext, item: str) -> ToolResult:
         f"Reason: {untrusted(explained.reason, 240)}{cited}",
         *(f"- {fact}" for fact in explained.facts),
     ]
-    return _shown(ctx, ToolResult("\n".join(lines), [item_id, *explained.cited]))
+    drivers = explained.evidence.top_ids() if explained.evidence is not None else []
+    return _shown(ctx, ToolResult("\n".join(lines), [item_id, *explained.cited, *drivers]))
 
 
 # -- similar users -------------------------------------------------------------------------

@@ -108,11 +108,15 @@ def false_categories(
     return found
 
 
-def seen_claims(text: str, title: str) -> list[str]:
+def seen_claims(text: str, title: str, names: Iterable[str] = ()) -> list[str]:
     """Phrases saying the user rated, watched or saw the recommended item ("you rated X",
     "the user rates X as fun", "you've already seen this"): the item is a recommendation, so
-    the user has not."""
-    words = tokens(text)
+    the user has not. `names` (history titles the reason may name) are blanked first, except
+    those inside the item's own title: "you rated Batman Returns low" is no claim about
+    Batman, but with Batman cited "you rated Batman Returns" is one about Batman Returns."""
+    own = title_words(title)
+    names = [n for n in names if find(own, title_words(n)) < 0]
+    words = without_titles(tokens(text), names)
     target = title_words(title)[:3]
     found = []
     for i, word in enumerate(words):
@@ -164,11 +168,12 @@ def check_reason(
     cited_titles: Iterable[str] = (),
 ) -> ReasonCheck:
     """Every per-reason check. `catalog` is the catalog's category names; `cited_titles` the
-    titles of the cited history items (names that are not category claims)."""
+    titles of the cited history items (names, not category or seen claims)."""
+    cited_titles = list(cited_titles)
     return ReasonCheck(
         item_id=evidence.item_id,
         cited=list(cited),
         faithfulness=faithfulness(cited, evidence),
         false_categories=false_categories(text, evidence, catalog, cited_titles),
-        seen_claims=seen_claims(text, evidence.title),
+        seen_claims=seen_claims(text, evidence.title, cited_titles),
     )

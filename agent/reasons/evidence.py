@@ -5,20 +5,25 @@ adds exactly its own term, so the items that raised j most are read off the fitt
 not guessed. A reason that cites them is true by construction; the LLM may only put this
 evidence into words (issue 29), and `checks` holds what it wrote against it.
 
-The contributions come from `EaseModel.contribution_scores`, the same numbers behind today's
-"People who liked A and B also liked this" (`agent.recommend.reasons.retrieval_reason`)."""
+The contributions come from `EaseModel.contribution_scores`. This module is the one source of
+evidence: `recommend` (the retrieval reason "People who liked A and B also liked this", and
+what the LLM's reasons may cite), `explain` and the chat's explain tool all read it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
+from agent.profiles.grounding import words
 from agent.recommend.collaborative import EaseModel
-from agent.schemas import Item
+from agent.schemas import Interaction, Item
+from agent.schemas.profile import UserProfile
 
 TOP_DRIVERS = 5
 """Drivers kept per item: enough for a reason to cite three and for faithfulness's top 3."""
+CITABLE_DRIVERS = 3
+"""Drivers an LLM reason is shown and may cite, per item (numbered 1-3 within the item)."""
 
 
 class Driver(BaseModel):
@@ -27,6 +32,7 @@ class Driver(BaseModel):
     item_id: str
     title: str
     contribution: float = Field(description="X[u,k] * B[k,j]: exact, positive")
+    rating: float | None = Field(None, description="The user's latest rating of it, if any")
 
 
 class ItemEvidence(BaseModel):
@@ -40,9 +46,21 @@ class ItemEvidence(BaseModel):
     drivers: list[Driver] = Field(
         default_factory=list, description="Positive contributors, largest first"
     )
+    interests: list[str] = Field(
+        default_factory=list,
+        description="Profile interests whose topic shares a word with the item's title or "
+        "categories (`matching_interests`)",
+    )
 
     def top_ids(self, n: int = 3) -> list[str]:
         return [d.item_id for d in self.drivers[:n]]
+
+
+def matching_interests(profile: UserProfile, item: Item) -> list[tuple[str, list[str]]]:
+    """Profile interests sharing a word with the item's categories or title, with their
+    evidence ids."""
+    item_words = words(" ".join([item.title, *item.categories]))
+    return [(i.topic, i.evidence) for i in profile.interests if words(i.topic) & item_words]
 
 
 def item_evidence(
@@ -51,10 +69,16 @@ def item_evidence(
     item: Item,
     titles: Mapping[str, str],
     top: int = TOP_DRIVERS,
+    profile: UserProfile | None = None,
+    ratings: Mapping[str, float] | None = None,
 ) -> ItemEvidence:
     """Evidence for one item: its `top` positive EASE contributors over the user's positive
-    history, and its own facts (categories, year) from the catalog."""
+    history (with the user's rating of each, from `ratings`), its own facts (categories,
+    year) from the catalog, and with a profile the interests it matches. EASE is fitted on
+    every interaction, so a driver may be an item the user rated low."""
+    ratings = ratings or {}
     terms = ease.contribution_scores(history, item.item_id)
+    interests = matching_interests(profile, item) if profile is not None else []
     return ItemEvidence(
         item_id=item.item_id,
         title=item.title,
@@ -62,10 +86,11 @@ def item_evidence(
         year=item.year,
         score=sum(w for _, w in terms) if item.item_id in ease else None,
         drivers=[
-            Driver(item_id=k, title=titles.get(k, k), contribution=w)
+            Driver(item_id=k, title=titles.get(k, k), contribution=w, rating=ratings.get(k))
             for k, w in terms[:top]
             if w > 0
         ],
+        interests=[topic for topic, _ in interests],
     )
 
 
@@ -76,7 +101,15 @@ def shown_evidence(
     shown: Sequence[str],
     titles: Mapping[str, str],
     top: int = TOP_DRIVERS,
+    profile: UserProfile | None = None,
+    ratings: Mapping[str, float] | None = None,
 ) -> dict[str, ItemEvidence]:
     """Evidence for each shown item, by id, in the order shown. `history` is the user's
-    positive history (what EASE scores from); `titles` names its items."""
-    return {j: item_evidence(ease, history, items[j], titles, top) for j in shown}
+    positive history (what EASE scores from); `titles` names its items, `ratings` gives the
+    user's rating of them (`ratings_of`)."""
+    return {j: item_evidence(ease, history, items[j], titles, top, profile, ratings) for j in shown}
+
+
+def ratings_of(events: Iterable[Interaction]) -> dict[str, float]:
+    """The user's latest rating of each rated item (events oldest first)."""
+    return {e.item_id: e.rating for e in events if e.rating is not None}

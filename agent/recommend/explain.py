@@ -2,7 +2,8 @@
 
 The facts are computed, not written by the LLM: whether the user already has the item (and
 what they did with it), which filter excludes it, where each retriever ranks it among the items
-the user could be recommended, and its fused rank. The LLM only puts those facts into words,
+the user could be recommended, its fused rank, and what drove it (`agent.reasons.evidence`,
+the same evidence `recommend`'s reasons cite). The LLM only puts those facts into words,
 citing history items by id (an enum of the history shown, checked again after decoding)."""
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from agent.prompts import PromptRef, load_prompt
+from agent.reasons.evidence import ItemEvidence
 from agent.recommend.candidates import Allow, Scored, Source
-from agent.recommend.context import history_lines, item_line, profile_text
+from agent.recommend.context import history_lines, item_line, profile_text, untrusted
 from agent.recommend.dense import profile_query_text
 from agent.recommend.filters import ItemFilter
 from agent.recommend.reasons import retrieval_reason
@@ -69,6 +71,8 @@ class Explanation(BaseModel):
     llm_error: str | None = None
     ranker_features: list[RankerFeature] = Field(default_factory=list)
     """With a learned ranker: the features that moved the item's score most."""
+    evidence: ItemEvidence | None = None
+    """What drove the item for this user: its EASE drivers, facts and matched interests."""
 
 
 def explanation_schema(history_ids: Sequence[str]) -> type[ExplanationDraft]:
@@ -169,10 +173,12 @@ class Explainer:
         hits = next((f.hits for f in retrieval.fused if f.item_id == item_id), {})
         history_items = self.rec.items([e.item_id for e in retrieval.history])
         titles = {i: it.title for i, it in history_items.items()}
+        evidence = self.rec.evidence(retrieval, [item_id], {**history_items, item_id: item})
+        found = evidence.get(item_id)
+        facts += driver_facts(found)
         reason = retrieval_reason(
-            item, hits, retrieval.profile, retrieval.positive, titles,
-            self.rec.collaborative(), self.rec.popularity(),
-        )  # fmt: skip
+            item, hits, retrieval.profile, found, titles, self.rec.popularity()
+        )
         result = Explanation(
             user_id=user_id,
             item_id=item_id,
@@ -184,6 +190,7 @@ class Explainer:
             sources=sources,
             reason=reason.text,
             cited=reason.cited,
+            evidence=found,
         )
         self.add_ranker_features(result, retrieval)
         if generator is not None:
@@ -277,6 +284,21 @@ class Explainer:
             return
         result.llm_explanation = made.value.explanation.strip()
         result.llm_cited = [c for c in dict.fromkeys(made.value.cited) if c in allowed]
+
+
+def driver_facts(evidence: ItemEvidence | None) -> list[str]:
+    """The item's top EASE drivers (and matched interests) as facts."""
+    if evidence is None:
+        return []
+    facts = []
+    if evidence.drivers:
+        named = ", ".join(f"{untrusted(d.title, 60)} [{d.item_id}] (+{d.contribution:.3g})"
+                          for d in evidence.drivers[:MAX_CITED])  # fmt: skip
+        facts.append(f"the history items that raised its collaborative score most: {named}")
+    if evidence.interests:
+        topics = "; ".join(untrusted(t, 40) for t in evidence.interests[:2])
+        facts.append(f"profile interests it matches: {topics}")
+    return facts
 
 
 def source_fact(s: SourceStanding) -> str:

@@ -12,7 +12,7 @@ the shown items' reasons."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Literal
@@ -22,6 +22,7 @@ from agent.recommend.retrieval import Retrieval
 from agent.schemas import Item
 
 if TYPE_CHECKING:
+    from agent.reasons.evidence import ItemEvidence
     from agent.recommend.rerank import RerankOutcome, RerankRequest
     from agent.recommend.scored import ScoreRequest
     from agent.runtime.structured import StructuredGenerator
@@ -127,22 +128,25 @@ async def add_shown_reasons(
     generator: StructuredGenerator,
     retrieval: Retrieval,
     items_of: ItemsOf,
-    shown: list[str],
+    evidence: Mapping[str, ItemEvidence],
+    catalog: Collection[str],
     outcome: RerankOutcome,
 ) -> None:
-    """Reasons for the items shown, written into `outcome.picks` (the scored re-rank has
-    none); on failure the items keep their retrieval reasons and the error is recorded."""
-    from agent.recommend.shown_reasons import areasons, prepare_reasons
+    """Reasons for the items shown (the keys of `evidence`, in order), written into
+    `outcome.picks` (the scored re-rank has none); an item whose reason failed, cited nothing
+    or made a false claim keeps its retrieval reason, and each is counted."""
+    from agent.recommend.shown_reasons import reasons_for_shown
 
-    recent = [e.item_id for e in retrieval.history[-settings.rerank_history_events :]]
-    items = items_of(shown + recent)
-    request = prepare_reasons(
-        retrieval.user_id, retrieval.profile, retrieval.history, items,
-        [i for i in shown if i in items], settings.rerank_history_events,
+    made = await reasons_for_shown(
+        settings, generator, retrieval.user_id, evidence, catalog, retrieval.profile,
+        retrieval.history, items_of,
     )  # fmt: skip
-    made = await areasons(generator, request)
     outcome.picks.update(made.picks)
+    outcome.reason_slots_dropped += made.missing_slots
+    outcome.reasons_uncited += made.uncited
+    outcome.reasons_false += made.false_claims
     if made.meta is not None:
+        outcome.reasons_prompt = made.meta.prompt
         outcome.tokens_in += made.meta.tokens_in
         outcome.tokens_out += made.meta.tokens_out
         outcome.attempts += made.meta.attempts

@@ -1,16 +1,16 @@
 """Reasons that need no LLM, built from what each retriever actually used: the history items
 that drive the collaborative score, the profile interests whose topic matches the item (with
 their evidence ids), or recent popularity. Shown with `--no-rerank`, for items the LLM did not
-pick, and in explanations."""
+pick or whose LLM reason failed its checks, and in explanations. The drivers are read from the
+item's computed evidence (`agent.reasons.evidence`), the same the LLM's reasons cite."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.profiles.grounding import words
+from agent.reasons.evidence import ItemEvidence, matching_interests
 from agent.recommend.candidates import Source
-from agent.recommend.collaborative import EaseModel
 from agent.recommend.context import untrusted
 from agent.recommend.fusion import SourceHit
 from agent.recommend.popularity import PopularityModel
@@ -24,27 +24,25 @@ class Reason:
     cited: list[str]
 
 
-def matching_interests(profile: UserProfile, item: Item) -> list[tuple[str, list[str]]]:
-    """Profile interests sharing a word with the item's categories or title."""
-    item_words = words(" ".join([item.title, *item.categories]))
-    return [(i.topic, i.evidence) for i in profile.interests if words(i.topic) & item_words]
+__all__ = ["Reason", "matching_interests", "retrieval_reason"]
+
+NAMED_DRIVERS = 2
 
 
 def retrieval_reason(
     item: Item,
     hits: Mapping[str, SourceHit],
     profile: UserProfile,
-    history: Sequence[str],
+    evidence: ItemEvidence | None,
     titles: Mapping[str, str],
-    ease: EaseModel | None = None,
     popularity: PopularityModel | None = None,
 ) -> Reason:
-    """The most specific reason the sources support, citing history item ids."""
-    if Source.COLLABORATIVE in hits and ease is not None:
-        drivers = ease.contributions(history, item.item_id, top=2)
-        if drivers:
-            named = " and ".join(untrusted(titles.get(d, d), 60) for d in drivers)
-            return Reason(f"People who liked {named} also liked this.", drivers)
+    """The most specific reason the sources support, citing history item ids. `evidence` is
+    the item's (`agent.reasons.evidence.item_evidence`); `titles` names the user's history."""
+    if Source.COLLABORATIVE in hits and evidence is not None and evidence.drivers:
+        drivers = evidence.drivers[:NAMED_DRIVERS]
+        named = " and ".join(untrusted(d.title, 60) for d in drivers)
+        return Reason(f"People who liked {named} also liked this.", [d.item_id for d in drivers])
     matches = matching_interests(profile, item)
     if matches:
         topics = ", ".join(untrusted(t, 40) for t, _ in matches[:2])

@@ -132,6 +132,14 @@ class RerankOutcome:
     """Scored mode: each candidate's mean label log-probability (higher is better)."""
     missing_labels: int = 0
     """Scored mode: (candidate, order) pairs whose label was not among the top log-probs."""
+    reasons_prompt: PromptRef | None = None
+    """The prompt that wrote the reasons of the items shown (`shown_reasons`)."""
+    reason_slots_dropped: int = 0
+    """Driver numbers cited that the item has no driver for."""
+    reasons_uncited: int = 0
+    """Reasons of shown items left citing nothing: the retrieval reason is shown instead."""
+    reasons_false: int = 0
+    """Reasons of shown items with a false claim: the retrieval reason is shown instead."""
 
 
 def prepare_rerank(

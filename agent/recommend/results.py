@@ -54,6 +54,15 @@ class RerankSummary(BaseModel):
     latency_s: float
     dropped_picks: int = 0
     """Repeated picks discarded from replies kept after the re-asks ran out."""
+    reasons_prompt: PromptRef | None = None
+    """The prompt that wrote the reasons of the items shown (None: the re-rank wrote them)."""
+    reason_slots_dropped: int = 0
+    """Driver numbers the reasons cited that their item has no driver for (dropped)."""
+    reasons_uncited: int = 0
+    """LLM reasons left citing nothing: those items show their retrieval reason."""
+    reasons_false: int = 0
+    """LLM reasons with a false claim (the user rated or watched the item, a category it
+    lacks): those items show their retrieval reason."""
     errors: list[str]
 
 
@@ -87,5 +96,9 @@ def rerank_summary(outcome: RerankOutcome, ordering: Ordering) -> RerankSummary:
         reasks=outcome.reasks,
         latency_s=round(outcome.latency_s, 3),
         dropped_picks=outcome.dropped,
+        reasons_prompt=outcome.reasons_prompt,
+        reason_slots_dropped=outcome.reason_slots_dropped,
+        reasons_uncited=outcome.reasons_uncited,
+        reasons_false=outcome.reasons_false,
         errors=outcome.errors,
     )

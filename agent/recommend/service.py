@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from agent.config import Settings
+from agent.reasons.evidence import ItemEvidence, ratings_of, shown_evidence
 from agent.recommend.candidates import Allow, Scored, Source
 from agent.recommend.collaborative import EaseModel, load_or_fit
 from agent.recommend.dense import DenseItems, dense_candidates, profile_query_text
@@ -157,9 +158,12 @@ class Recommender:
             Source.POPULARITY: s.fusion_weight_popularity,
         }
 
+    def categories(self) -> set[str]:
+        """Every category name in the catalog."""
+        return {c for meta in self.item_meta.values() for c in meta.categories}
+
     def parse_filters(self, specs: list[str]) -> ItemFilter:
-        known = {c for meta in self.item_meta.values() for c in meta.categories}
-        return parse_filters(specs, known)
+        return parse_filters(specs, self.categories())
 
     def item(self, item_id: str) -> Item:
         item = self.record.get_item(item_id)
@@ -242,6 +246,20 @@ class Recommender:
             user_id, profile, history, exclude, positive, lists, fused, filters, timings
         )
 
+    def evidence(
+        self, retrieval: Retrieval, item_ids: list[str], items: dict[str, Item] | None = None
+    ) -> dict[str, ItemEvidence]:
+        """What drove each item for this user (`agent.reasons.evidence`), by id, in the order
+        given: its EASE drivers over the user's positive history, its facts and the profile
+        interests it matches. The one source for every reason and explanation."""
+        history = [e.item_id for e in retrieval.history]
+        items = items if items is not None else self.items(item_ids + history)
+        titles = {h: items[h].title for h in history if h in items}
+        shown = [i for i in item_ids if i in items]
+        ratings = ratings_of(retrieval.history)
+        return shown_evidence(self.collaborative(), retrieval.positive, items, shown, titles,
+                              profile=retrieval.profile, ratings=ratings)  # fmt: skip
+
     # -- recommend ---------------------------------------------------------------------------
 
     def rerank_request(self, retrieval: Retrieval, k: int) -> ScoreRequest | RerankRequest | None:
@@ -296,8 +314,9 @@ class Recommender:
         shown = [i for i, _ in self.final_order(retrieval, outcome)[:k]]
         if shown:
             with timed(retrieval.timings, "reasons_s"):
-                await add_shown_reasons(self.settings, self._generator(), retrieval,
-                                        self.items, shown, outcome)  # fmt: skip
+                evidence = self.evidence(retrieval, shown)
+                await add_shown_reasons(self.settings, self._generator(), retrieval, self.items,
+                                        evidence, self.categories(), outcome)  # fmt: skip
         return self.assemble(retrieval, k, outcome)
 
     def final_order(
@@ -330,7 +349,7 @@ class Recommender:
         titles = {
             e.item_id: items[e.item_id].title for e in retrieval.history if e.item_id in items
         }
-        ease = self.collaborative()
+        evidence = self.evidence(retrieval, [i for i, _ in chosen], items)
         popularity = self.popularity()
         results = []
         for rank, (item_id, score) in enumerate(chosen, start=1):
@@ -339,10 +358,8 @@ class Recommender:
             if pick is not None:
                 reason, cited, by = pick.reason, pick.cited, "llm"
             else:
-                made = retrieval_reason(
-                    item, entry.hits, retrieval.profile, retrieval.positive, titles, ease,
-                    popularity,
-                )  # fmt: skip
+                made = retrieval_reason(item, entry.hits, retrieval.profile,
+                                        evidence.get(item_id), titles, popularity)  # fmt: skip
                 reason, cited, by = made.text, made.cited, "retrieval"
             results.append(
                 Recommendation(
