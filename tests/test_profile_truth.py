@@ -231,4 +231,4 @@ def test_profile_show_names_each_piece_of_evidence_with_the_users_rating(tmp_pat
     env = {"PERSONAE_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
     shown = CliRunner().invoke(app, ["profile", "show", "scifi"], env=env)
     assert shown.exit_code == 0, shown.output
-    assert "Alien (1979) rated 5" in shown.output and "claims vs ratings" in shown.output
+    assert "Alien (1979) rated 5" in shown.output and "draft vs ratings" in shown.output

@@ -106,7 +106,11 @@ def profile_table(profile: UserProfile, cited: dict[str, str] | None = None) -> 
         f"repeated ids {g.duplicate_evidence}, wrong-side ids {g.wrong_side_evidence}",
     )
     if g.claims is not None:
-        table.add_row("claims vs ratings", claims_text(g.claims))
+        table.add_row(
+            "model's draft vs ratings",
+            f"{claims_text(g.claims)}; personae removed {g.contradicted_claims} contradicted "
+            f"claim(s) and renamed {g.renamed_topics} topic(s) from their items",
+        )
     table.add_row(
         "provenance",
         f"{p.model}; prompt {p.prompt.id} v{p.prompt.version} ({p.prompt.hash[:12]}); "
