@@ -89,6 +89,7 @@ class Tally:
     missing_slots: int = 0
     uncited: int = 0
     false_claims: int = 0
+    unusable: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -144,6 +145,7 @@ async def llm_user(
     tally.missing_slots += made.missing_slots
     tally.uncited += made.uncited
     tally.false_claims += made.false_claims
+    tally.unusable += made.unusable
     tally.rejected += [{"user": user, "item": evidence[i].title, "reason": made.drafts[i].reason,
                         "why": why} for i, why in made.rejected.items()]  # fmt: skip
     for item_id, draft in made.drafts.items():
@@ -264,6 +266,7 @@ def run(
             "missing_slots": tally.missing_slots,
             "uncited": tally.uncited,
             "false_claims": tally.false_claims,
+            "unusable": tally.unusable,
             "rejected": tally.rejected[:20],
         }
     return found

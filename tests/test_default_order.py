@@ -81,7 +81,9 @@ def test_with_a_ranker_the_order_is_the_rankers_whatever_the_llm_says(world: Wor
     assert result.ordering == "ranker" and not result.reranked
     assert result.rerank is not None and result.rerank.mode == "reasons"
     assert result.rerank.blend == 0 and result.rerank.blend_from == "ranker"
-    assert all(r.reason_by == "llm" and r.llm_rank is None for r in result.items)
+    # the filler's words name no driver: its reasons are left out for the retrieval ones
+    assert result.rerank.reasons_unusable == len(result.items)
+    assert all(r.reason_by == "retrieval" and r.llm_rank is None for r in result.items)
     ranker = ServingRanker.load(world.settings.data_dir)
     assert ranker is not None
     history = world.record.history("scifi")
@@ -103,7 +105,7 @@ def test_without_a_ranker_or_a_tuned_weight_fusion_orders_and_nothing_is_scored(
     assert result.ordering == "fusion" and not result.reranked
     assert result.rerank is not None and result.rerank.mode == "reasons"
     assert result.rerank.blend == 0 and result.rerank.blend_from == "none"
-    assert all(r.reason_by == "llm" for r in result.items)
+    assert result.rerank.reasons_unusable == len(result.items)  # the filler names no driver
     assert "rerank_s" not in result.timings and "reasons_s" in result.timings
     seen = history_ids(world.record, "scifi")
     assert not seen & set(fused[:3])

@@ -231,10 +231,11 @@ def test_scored_recommend_asks_reasons_for_the_shown_items_only(tmp_path: Path, 
     assert result.rerank is not None and result.rerank.mode == "scored"
     assert result.rerank.runs == 3 and not result.rerank.errors
     assert len(result.items) == k and not seen & {r.item_id for r in result.items}
-    evidence = rec.evidence(rec.retrieve("scifi"), [r.item_id for r in result.items])
+    # the filler's words name no driver, so every reason is left out for the retrieval one;
+    # how cited numbers map to each item's own drivers is tested in test_shown_reasons.py
+    assert result.rerank.reasons_unusable == k
     for item in result.items:
-        assert item.reason_by == "llm" and item.cited and set(item.cited) <= seen
-        assert item.cited == evidence[item.item_id].top_ids(1)
+        assert item.reason_by == "retrieval" and item.cited and set(item.cited) <= seen
 
 
 def test_a_reason_citing_past_the_shown_history_falls_back_to_retrieval(tmp_path: Path) -> None:

@@ -119,15 +119,15 @@ def test_recommend_shows_the_retrieval_reason_for_a_false_claim(world: World) ->
     rec = world.recommender()
     shown = rec.recommend("scifi", k=2, rerank_with_llm=False)
     first, second = shown.items
+    driver = rec.evidence(rec.retrieve("scifi"), [second.item_id])[second.item_id].drivers[0]
+    kept = f"Close to {driver.title}, which you rated."
     model = ScriptedChatModel(script=[reply((f"You rated {first.title} highly.", [1]),
-                                            ("Close to what you have.", [1]))])  # fmt: skip
+                                            (kept, [1]))])  # fmt: skip
     result = world.recommender(fake_generator(world.settings, model)).recommend("scifi", k=2)
     assert [r.item_id for r in result.items] == [first.item_id, second.item_id]
     assert result.items[0].reason_by == "retrieval" and result.items[0].reason == first.reason
     assert result.items[0].cited == first.cited
-    assert (
-        result.items[1].reason_by == "llm" and result.items[1].reason == "Close to what you have."
-    )
+    assert result.items[1].reason_by == "llm" and result.items[1].reason == kept
     assert result.rerank is not None and result.rerank.reasons_false == 1
     assert result.rerank.reasons_prompt is not None and result.rerank.reasons_prompt.version == 2
 
@@ -171,7 +171,7 @@ def test_the_bench_writes_llm_reasons_beside_the_retrieval_ones(world: World) ->
     llm = found["llm"]
     assert llm["users"] == 3 and llm["failed_users"] == 0 and llm["prompt"] == "reasons v2"
     assert llm["tokens_in_per_user"] > 0 and llm["seconds_per_user"] >= 0
-    assert llm["kept"] + llm["uncited"] + llm["false_claims"] == 6
+    assert llm["kept"] + llm["uncited"] + llm["false_claims"] + llm["unusable"] == 6
     shown = table(found)
     assert "llm_drafts" in shown and "tokens in" in shown
     alone = run(settings, users=3, k=2, seed=0)
@@ -190,3 +190,12 @@ def test_a_drivers_title_inside_a_seen_claim_is_no_claim_about_the_item() -> Non
     assert seen_claims("You rated Batman Returns.", "Batman Returns", ["Batman"]) == [
         "you rated batman returns"
     ]
+
+
+def test_a_reason_cut_off_or_naming_none_of_its_drivers_is_unusable() -> None:
+    from agent.reasons.checks import cut_off, names_any
+
+    assert cut_off("George of the Jungle (a children's comedy) is recommended because it has")
+    assert not cut_off("Close to Aliens, which you rated 5.")
+    assert names_any("Like The Return of the Jedi you loved.", ["Return of the Jedi (1983)"])
+    assert not names_any("Rear Window is a mystery thriller.", ["Vertigo (1958)"])

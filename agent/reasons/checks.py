@@ -154,10 +154,33 @@ class ReasonCheck(BaseModel):
     faithfulness: float | None
     false_categories: list[str]
     seen_claims: list[str]
+    cut_off: bool = False
+    """The text stops mid-sentence (the reason's length bound cut it): "... because it has
+    been rated" was seen for 5 of 5 reasons of a user with reasons v2."""
+    names_driver: bool = True
+    """The text names at least one cited driver by title: a reason that names none ("X is a
+    mystery thriller, which is a category ...") says nothing the evidence backs."""
 
     @property
     def false_claim(self) -> bool:
         return bool(self.false_categories or self.seen_claims)
+
+    @property
+    def problems(self) -> list[str]:
+        found = [f"category {c}" for c in self.false_categories] + self.seen_claims
+        found += ["cut off mid-sentence"] if self.cut_off else []
+        return found + ([] if self.names_driver else ["names none of its cited drivers"])
+
+
+def cut_off(text: str) -> bool:
+    return not text.rstrip().endswith((".", "!", "?", '"', ")"))
+
+
+def names_any(text: str, titles: Iterable[str]) -> bool:
+    """True when the text holds the first words of one of the titles (up to three: "Return
+    of the Jedi" is named by "Return of the")."""
+    words = tokens(text)
+    return any(find(words, title_words(t)[:3]) >= 0 for t in titles if title_words(t))
 
 
 def check_reason(
@@ -170,10 +193,13 @@ def check_reason(
     """Every per-reason check. `catalog` is the catalog's category names; `cited_titles` the
     titles of the cited history items (names, not category or seen claims)."""
     cited_titles = list(cited_titles)
+    mine = {d.item_id: d.title for d in evidence.drivers}
     return ReasonCheck(
         item_id=evidence.item_id,
         cited=list(cited),
         faithfulness=faithfulness(cited, evidence),
         false_categories=false_categories(text, evidence, catalog, cited_titles),
         seen_claims=seen_claims(text, evidence.title, cited_titles),
+        cut_off=cut_off(text),
+        names_driver=names_any(text, [mine[c] for c in cited if c in mine]),
     )

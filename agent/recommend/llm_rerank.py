@@ -145,6 +145,7 @@ async def add_shown_reasons(
     outcome.reason_slots_dropped += made.missing_slots
     outcome.reasons_uncited += made.uncited
     outcome.reasons_false += made.false_claims
+    outcome.reasons_unusable += made.unusable
     if made.meta is not None:
         outcome.reasons_prompt = made.meta.prompt
         outcome.tokens_in += made.meta.tokens_in

@@ -140,6 +140,8 @@ class RerankOutcome:
     """Reasons of shown items left citing nothing: the retrieval reason is shown instead."""
     reasons_false: int = 0
     """Reasons of shown items with a false claim: the retrieval reason is shown instead."""
+    reasons_unusable: int = 0
+    """Reasons cut off or naming none of their cited drivers: likewise."""
 
 
 def prepare_rerank(

@@ -63,6 +63,8 @@ class RerankSummary(BaseModel):
     reasons_false: int = 0
     """LLM reasons with a false claim (the user rated or watched the item, a category it
     lacks): those items show their retrieval reason."""
+    reasons_unusable: int = 0
+    """LLM reasons cut off mid-sentence or naming none of their cited drivers: likewise."""
     errors: list[str]
 
 
@@ -100,5 +102,6 @@ def rerank_summary(outcome: RerankOutcome, ordering: Ordering) -> RerankSummary:
         reason_slots_dropped=outcome.reason_slots_dropped,
         reasons_uncited=outcome.reasons_uncited,
         reasons_false=outcome.reasons_false,
+        reasons_unusable=outcome.reasons_unusable,
         errors=outcome.errors,
     )

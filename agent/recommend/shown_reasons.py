@@ -190,6 +190,8 @@ class ShownReasonsOutcome:
     """Reasons left citing nothing (the retrieval reason is shown instead)."""
     false_claims: int = 0
     """Reasons with a false claim (the retrieval reason is shown instead)."""
+    unusable: int = 0
+    """Reasons cut off mid-sentence or naming none of their cited drivers (likewise)."""
     rejected: dict[str, str] = field(default_factory=dict)
     """Why each left-out reason was left out, by item id."""
 
@@ -218,8 +220,9 @@ async def areasons(generator: StructuredGenerator, request: ReasonsRequest) -> S
 def keep_true(
     outcome: ShownReasonsOutcome, evidence: Mapping[str, ItemEvidence], catalog: Collection[str]
 ) -> None:
-    """Leave out (and count) every reason citing no driver or making a false claim about its
-    item; the item then shows its retrieval reason."""
+    """Leave out (and count) every reason citing no driver, making a false claim about its
+    item, cut off mid-sentence or naming none of the drivers it cites; the item then shows its
+    retrieval reason."""
     for item_id, pick in list(outcome.picks.items()):
         found = evidence.get(item_id)
         if not pick.cited or found is None:
@@ -229,10 +232,11 @@ def keep_true(
             continue
         names = [d.title for d in found.drivers[:SLOTS]]  # the titles shown: names, not claims
         check = check_reason(pick.reason, pick.cited, found, catalog, names)
-        if check.false_claim:
-            outcome.false_claims += 1
-            claims = [f"category {c}" for c in check.false_categories] + check.seen_claims
-            outcome.rejected[item_id] = "false claim: " + "; ".join(claims)
+        if check.problems:
+            outcome.false_claims += check.false_claim
+            outcome.unusable += not check.false_claim
+            why = "; ".join(check.problems)
+            outcome.rejected[item_id] = f"false claim: {why}" if check.false_claim else why
             del outcome.picks[item_id]
 
 
