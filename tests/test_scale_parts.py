@@ -50,7 +50,9 @@ def same_request(a: ProfileRequest, b: ProfileRequest) -> None:
     for name in ("user_id", "kind", "facts", "history_hash", "history_events", "version"):
         assert getattr(a, name) == getattr(b, name), name
     assert a.history_ids == b.history_ids and a.items == b.items and a.text == b.text
-    assert a.line_ids == b.line_ids
+    assert a.line_ids == b.line_ids and a.groups == b.groups
+    assert a.group_categories == b.group_categories
+    assert a.sides == b.sides and a.ratings == b.ratings
 
 
 def profiled(tmp_path: Path, users: list[str]) -> Profiler:
@@ -101,13 +103,14 @@ def test_a_row_answers_for_its_own_user_only(tmp_path: Path) -> None:
         RowProfiler(profiler.settings, row, None).history("crime")
 
 
-@pytest.mark.parametrize("version", [3, None], ids=["ids-v3", "lines-newest"])
+@pytest.mark.parametrize("version", [3, 4, None], ids=["ids-v3", "lines-v4", "groups-newest"])
 def test_the_wire_form_round_trips_a_request(tmp_path: Path, version: int | None) -> None:
     settings = Settings(data_dir=tmp_path, profile_prompt_version=version)
     profiler = Profiler(settings, build_record(tmp_path))
     for user in sorted(HISTORIES):
         request = profiler.prepare_full(user)
-        assert (request.line_ids is None) == (version == 3)
+        assert (request.line_ids is not None) == (version == 4)
+        assert (request.groups is not None) == (version is None)
         wire = WireRequest.model_validate_json(WireRequest.of(request).model_dump_json())
         same_request(wire.request(), request)
         assert wire.messages() == [
