@@ -98,9 +98,7 @@ def computed_intent(interests: Sequence[Interest], items: Mapping[str, Item]) ->
     if not interests:
         return None
     first = interests[0]
-    titles = [display_title(items[i].title) for i in first.evidence[:1] if i in items]
-    return (
-        f"More {first.topic}"
-        if " like " in first.topic or not titles
-        else (f"More {first.topic} like {titles[0]}")
-    )
+    lead = first.evidence[0] if first.evidence else None
+    if " like " in first.topic or lead is None or lead not in items:
+        return f"More {first.topic}"
+    return f"More {first.topic} like {display_title(items[lead].title)}"
