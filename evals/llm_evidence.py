@@ -55,6 +55,8 @@ class TrainingLLM:
     label_debias: bool
     progress: Callable[[str, int], Callable[[], None]]
     """The runner's progress: (label, total) -> advance."""
+    rerank: bool = True
+    """Score the groups' candidates too (`llm_score`); False: the profile columns only."""
 
     def __call__(self, groups: Mapping[str, TrainingGroup]) -> dict[str, LlmEvidence]:
         histories = {u: list(g.before[-self.history_cap :]) for u, g in groups.items()}
@@ -62,6 +64,8 @@ class TrainingLLM:
         advance = self.progress("profiles (ranker training: before each validation event)",
                                 len(requests))  # fmt: skip
         profiles = self.stages.profiles(self.profiler, requests, advance)
+        if not self.rerank:
+            return test_stage_evidence(profiles, {})
         scored: dict[str, ScoreRequest] = {}
         for user_id, group in groups.items():
             made = profiles.get(user_id)

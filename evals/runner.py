@@ -144,9 +144,10 @@ class Runner:
         return found
 
     def training_evidence(self, prep: Prepared) -> TrainingEvidence | None:
-        """The LLM columns for the rankers' training groups of the eval's users (scored mode
-        with llmrank only: its sampled groups are what the scored re-rank can label)."""
-        if self.stages is None or self.options.rerank_mode != "scored" or not self.options.rerank:
+        """The LLM columns for the rankers' training groups of the eval's users (llmrank only:
+        its sampled groups are what the scored re-rank can label). Without the re-rank
+        (`--no-rerank`) or in generate mode, the profile columns alone."""
+        if self.stages is None:
             return None
         if Protocol.LLMRANK not in self.options.protocols:
             return None
@@ -159,6 +160,7 @@ class Runner:
             profiler, self.training_stages, lambda ids: self.catalog_items(ids, prep),
             s.eval_history_cap, self.options.shuffles, s.rerank_history_events,
             self.options.seed, s.rerank_label_debias, self.progress,
+            rerank=self.options.rerank and self.options.rerank_mode == "scored",
         )  # fmt: skip
         return TrainingEvidence(frozenset(prep.users), make)
 
