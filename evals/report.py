@@ -108,10 +108,12 @@ def ranking_section(ranking: dict[str, Any]) -> list[str]:
     lines = ["## Learned ranker", ""]
     lines += [f"Timings (s): {ranking.get('timings_s', {})}; training groups: "
               f"{ranking.get('groups', {})}.", ""]  # fmt: skip
-    for mode, alone in ranking.get("llm_score alone on training groups", {}).items():
-        lines += [f"LLM score alone on the {mode} training groups (validation events, where "
-                  f"it was computed): NDCG@10 {alone['ndcg@10']} over {alone['groups']} groups.",
-                  ""]  # fmt: skip
+    for mode, columns in ranking.get("LLM columns alone on training groups", {}).items():
+        lines += [f"Each LLM column alone on the {mode} training groups (validation events):",
+                  "", "| column | NDCG@10 | groups |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {name} | {alone['ndcg@10']} | {alone['groups']} |"
+                  for name, alone in columns.items()]  # fmt: skip
+        lines.append("")
     for name, facts in ranking.items():
         if not isinstance(facts, dict) or "gain" not in facts:
             continue
