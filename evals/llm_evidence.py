@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from agent.profiles.profiler import Profiler
 from agent.rank.features import LlmEvidence
+from agent.rank.profile_match import Embed, ProfileVectors, profile_vectors
 from agent.recommend.scored import ScoreRequest, prepare_scored
 from agent.schemas import Item
 from agent.schemas.profile import UserProfile
@@ -25,18 +26,23 @@ from evals.ranked import TrainingGroup
 CONFIDENCE = {"low": 0.0, "medium": 0.5, "high": 1.0}
 
 
-def evidence_from(profile: UserProfile | None, rerank: RerankResult | None) -> LlmEvidence:
-    """`llm_score` per candidate from a scored re-rank, `profile_confidence` per user."""
+def evidence_from(
+    profile: UserProfile | None, rerank: RerankResult | None, vectors: ProfileVectors | None
+) -> LlmEvidence:
+    """`llm_score` per candidate from a scored re-rank, `profile_confidence` per user, the
+    profile's embedded topics for the profile columns."""
     per_item = {"llm_score": dict(rerank.scores)} if rerank is not None and rerank.scores else {}
     per_user = {"profile_confidence": CONFIDENCE[profile.confidence]} if profile else {}
-    return LlmEvidence(per_item=per_item, per_user=per_user)
+    return LlmEvidence(per_item=per_item, per_user=per_user, profile=vectors)
 
 
 def test_stage_evidence(
-    profiles: Mapping[str, ProfileResult], reranks: Mapping[str, RerankResult]
+    profiles: Mapping[str, ProfileResult], reranks: Mapping[str, RerankResult], embed: Embed
 ) -> dict[str, LlmEvidence]:
+    made = {u: r.profile for u, r in profiles.items() if r.profile is not None}
+    vectors = profile_vectors(made, embed)
     return {
-        user_id: evidence_from(result.profile, reranks.get(user_id))
+        user_id: evidence_from(result.profile, reranks.get(user_id), vectors.get(user_id))
         for user_id, result in profiles.items()
     }
 
@@ -55,6 +61,8 @@ class TrainingLLM:
     label_debias: bool
     progress: Callable[[str, int], Callable[[], None]]
     """The runner's progress: (label, total) -> advance."""
+    embed: Embed
+    """The item index's embedder, for the profile columns."""
     rerank: bool = True
     """Score the groups' candidates too (`llm_score`); False: the profile columns only."""
 
@@ -65,7 +73,7 @@ class TrainingLLM:
                                 len(requests))  # fmt: skip
         profiles = self.stages.profiles(self.profiler, requests, advance)
         if not self.rerank:
-            return test_stage_evidence(profiles, {})
+            return test_stage_evidence(profiles, {}, self.embed)
         scored: dict[str, ScoreRequest] = {}
         for user_id, group in groups.items():
             made = profiles.get(user_id)
@@ -79,4 +87,4 @@ class TrainingLLM:
             )  # fmt: skip
         advance = self.progress("re-rank (ranker training, scored)", len(scored))
         reranks = self.stages.scored(scored, advance)
-        return test_stage_evidence(profiles, reranks)
+        return test_stage_evidence(profiles, reranks, self.embed)

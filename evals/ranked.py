@@ -26,6 +26,7 @@ import numpy as np
 from agent.config import Settings
 from agent.rank.features import (
     ALL_FEATURES,
+    LLM_FEATURES,
     NO_LLM_FEATURES,
     LlmEvidence,
     UserScores,
@@ -72,7 +73,7 @@ class RankingOptions:
 
 def mode_for(protocol: Protocol) -> Candidates:
     """Candidates a protocol's ranker is trained on: drawn as the protocol draws them."""
-    return Candidates.SAMPLED if protocol is Protocol.LLMRANK else Candidates.RETRIEVED
+    return Candidates.SAMPLED if protocol.sampled else Candidates.RETRIEVED
 
 
 def ranking_options(settings: Settings, seed: int) -> RankingOptions:
@@ -92,8 +93,8 @@ class Ranking:
     options: RankingOptions
     timings: dict[str, float] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=dict)
-    llm_alone: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Per mode: the LLM score alone on the training groups it was computed for."""
+    llm_alone: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    """Per mode, per LLM column: NDCG@10 of that column alone on the training groups."""
     _scored: dict[str, UserScores] = field(default_factory=dict, repr=False)
 
     def scored(self, split: UserSplit) -> UserScores:
@@ -110,7 +111,7 @@ class Ranking:
         """Training facts and gain importance of every ranker, for the run summary."""
         found: dict[str, object] = {"timings_s": self.timings, "groups": self.groups}
         if self.llm_alone:
-            found["llm_score alone on training groups"] = self.llm_alone
+            found["LLM columns alone on training groups"] = self.llm_alone
         for name, by_mode in self.rankers.items():
             for mode, ranker in by_mode.items():
                 found[f"{name} ({mode.value})"] = {
@@ -142,23 +143,25 @@ def fit_ranking(
                                 o.sequential, vectors)  # fmt: skip
     timings["fit_sources_train_s"] = round(time.perf_counter() - started, 3)
     judged = judged_events(histories, held_out + 1, o.min_history)
+    if training_evidence is not None:  # equal terms: every training group has the LLM columns
+        judged = {u: j for u, j in judged.items() if u in training_evidence.users}
     rankers: dict[str, dict[Candidates, Ranker]] = {name: {} for name in systems}
-    llm_alone: dict[str, dict[str, float]] = {}
+    llm_alone: dict[str, dict[str, dict[str, float]]] = {}
     for mode in modes:
         size = o.sampled_size if mode is Candidates.SAMPLED else o.depth
         started = time.perf_counter()
         evidence = None
         if training_evidence is not None and mode is Candidates.SAMPLED:
             started_llm = time.perf_counter()
-            wanted = {u: j for u, j in judged.items() if u in training_evidence.users}
-            training_groups = sampled_groups(train_sources, wanted, size, o.seed)
+            training_groups = sampled_groups(train_sources, judged, size, o.seed)
             evidence = training_evidence.make(training_groups)
             timings["llm_evidence_train_s"] = round(time.perf_counter() - started_llm, 3)
         every = build_groups(train_sources, judged, ALL_FEATURES, mode, size, o.seed, evidence)
         timings[f"features_{mode.value}_s"] = round(time.perf_counter() - started, 3)
         groups[mode.value] = len(every.sizes)
         if evidence is not None:
-            llm_alone[mode.value] = feature_alone(every, ALL_FEATURES.index("llm_score"))
+            llm_alone[mode.value] = {name: feature_alone(every, ALL_FEATURES.index(name))
+                                     for name in LLM_FEATURES}  # fmt: skip
         for name in systems:
             names = list(FEATURE_SETS[name])
             columns = [ALL_FEATURES.index(n) for n in names]

@@ -28,6 +28,7 @@ from agent.schemas import Item
 from evals.cache import JsonlCache
 from evals.llm import LLMStages, ProfileResult, RerankResult
 from evals.llm_evidence import TrainingLLM, test_stage_evidence
+from evals.llmrank_reference import INTERACTION_ROWS, reference_candidates
 from evals.prepare import EvalContext, Prepared, RunOptions, item_vectors, prepare
 from evals.protocols import (
     TOP,
@@ -159,7 +160,7 @@ class Runner:
         make = TrainingLLM(
             profiler, self.training_stages, lambda ids: self.catalog_items(ids, prep),
             s.eval_history_cap, self.options.shuffles, s.rerank_history_events,
-            self.options.seed, s.rerank_label_debias, self.progress,
+            self.options.seed, s.rerank_label_debias, self.progress, self.ctx.embedder.embed,
             rerank=self.options.rerank and self.options.rerank_mode == "scored",
         )  # fmt: skip
         return TrainingEvidence(frozenset(prep.users), make)
@@ -287,17 +288,22 @@ class Runner:
         weight, s = self.options.blend, self.ctx.settings
         if protocol is Protocol.FULL:
             return {u: run_full(split, timed) for u, split in splits.items()}
-        if protocol is Protocol.LLMRANK:
-            shown = {
-                u: llmrank_candidates(split, prep.catalog, s.eval_candidates, self.options.seed)
-                for u, split in splits.items()
-            }
-            reranks = self.reranks("llmrank", shown, prep, profiles)
+        if protocol.sampled:  # llmrank, or llmrank-ref (LLMRank's own lists)
+            shown = (
+                {u: llmrank_candidates(split, prep.catalog, s.eval_candidates, self.options.seed)
+                 for u, split in splits.items()}
+                if protocol is Protocol.LLMRANK
+                else reference_candidates(self.ctx.record.conn.execute(INTERACTION_ROWS), splits,
+                                          self.options.seed, s.eval_candidates)
+            )  # fmt: skip
+            reranks = self.reranks(protocol.value, shown, prep, profiles)
             if RANKER in self.rankers:
-                self.rankers[RANKER].evidence = test_stage_evidence(profiles, reranks)
+                self.rankers[RANKER].evidence = test_stage_evidence(
+                    profiles, reranks, self.ctx.embedder.embed
+                )
             return {
                 u: run_llmrank(split, shown[u], timed, self.fusion_name, reranks.get(u), weight,
-                               self.reranked, self.default)
+                               self.reranked, self.default, protocol)
                 for u, split in splits.items()
             }  # fmt: skip
         fusion = timed[self.fusion_name]

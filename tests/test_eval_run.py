@@ -174,9 +174,9 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
     assert set(llmrank) == {
         *NON_LLM, "dense-profile", "fusion", "llm-rerank", "blended", "ranker", "default",
     }  # fmt: skip
-    # generate mode: the ranker has no LLM columns, so the default path is ranker-no-llm
+    # generate mode: no label scores, but the profile columns: the default path is the ranker
     assert result.summary.default_path is not None
-    assert result.summary.default_path.system == "ranker-no-llm"
+    assert result.summary.default_path.system == "ranker"
     assert result.summary.checks["default not below ranker-no-llm (95% CI not entirely below 0)"]
     assert "| default - ranker-no-llm |" in (result.run_dir / "report.md").read_text()
     stage = result.summary.protocols["two-stage"]
@@ -259,6 +259,8 @@ def test_ranker_llm_columns_come_from_events_before_each_validation_target(
         assert list(group.before) == events[:-2]
         assert events[-2].item_id in group.candidates and len(group.candidates) == 20
     assert "llm_evidence_train_s" in result.summary.ranking["timings_s"]  # type: ignore[operator]
+    # equal terms: both rankers learn from the groups of exactly the users the LLM ran on
+    assert result.summary.ranking["groups"] == {"sampled": len(records)}  # type: ignore[index]
     assert "ranker" in result.summary.protocols["llmrank"].systems
     # trained with the LLM columns: the eval's default path is this ranker
     assert result.summary.default_path is not None

@@ -7,8 +7,9 @@ retriever also gets an explicit missing flag (the item is outside its model, or 
 nothing it can use).
 
 The LLM columns (`LLM_FEATURES`) are optional evidence filled in by the LLM stages when they
-ran for a user: the profile's interests and dislikes matched to the item, the profile's
-confidence, and the scored re-rank's label log-probability. Absent evidence is NaN, so a ranker
+ran for a user: the profile's interests, dislikes and query vector matched to the item
+(`profile_match`, no LLM call), the profile's confidence, and the scored re-rank's label
+log-probability. Absent evidence is NaN, so a ranker
 trained with them still scores users without a profile; `NO_LLM_FEATURES` leaves them out
 entirely (the `ranker-no-llm` system)."""
 
@@ -22,17 +23,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from agent.rank.profile_match import PROFILE_FEATURES, ProfileVectors, profile_columns
 from agent.rank.sources import RETRIEVERS, Array, Index, Sources, UserState
 
 YEAR_MS = 365.25 * 86_400_000
 
-LLM_FEATURES = (
-    "profile_interest_match",
-    "profile_dislike_match",
-    "profile_confidence",
-    "llm_score",
-)
-"""Per (user, item): interests and dislikes matched to the item text, weighted; per user:
+LLM_FEATURES = (*PROFILE_FEATURES, "profile_confidence", "llm_score")
+"""Per (user, item): the profile matched to the item text (`PROFILE_FEATURES`); per user:
 the profile's confidence; per (user, item): the scored re-rank's LLM score."""
 
 SOURCE_FEATURES = tuple(
@@ -67,9 +64,11 @@ class LlmEvidence:
     """What the LLM stages computed for one user; any part may be absent."""
 
     per_item: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    """Feature name -> item id -> value (profile_interest_match, ..., llm_score)."""
+    """Feature name -> item id -> value (llm_score)."""
     per_user: Mapping[str, float] = field(default_factory=dict)
     """Feature name -> value (profile_confidence)."""
+    profile: ProfileVectors | None = None
+    """The profile's embedded topics and query (`PROFILE_FEATURES`)."""
 
 
 @dataclass
@@ -131,6 +130,10 @@ def feature_matrix(
 ) -> npt.NDArray[np.float32]:
     """(len(rows), len(names)) features of the candidates at catalog `rows`."""
     columns = _columns(sources, scored, rows, set(names))
+    if evidence is not None and evidence.profile is not None and sources.vectors is not None:
+        assert sources.has_vector is not None
+        columns |= profile_columns(evidence.profile, sources.vectors, sources.has_vector, rows,
+                                   scored.user.prior)  # fmt: skip
     if evidence is not None:
         ids = [sources.catalog.item_ids[r] for r in rows]
         for name, values in evidence.per_item.items():
