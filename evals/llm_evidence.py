@@ -16,14 +16,12 @@ from dataclasses import dataclass
 
 from agent.profiles.profiler import Profiler
 from agent.rank.features import LlmEvidence
-from agent.rank.profile_match import Embed, ProfileVectors, profile_vectors
+from agent.rank.profile_match import CONFIDENCE, Embed, ProfileVectors, profile_vectors
 from agent.recommend.scored import ScoreRequest, prepare_scored
 from agent.schemas import Item
 from agent.schemas.profile import UserProfile
 from evals.llm import LLMStages, ProfileResult, RerankResult
 from evals.ranked import TrainingGroup
-
-CONFIDENCE = {"low": 0.0, "medium": 0.5, "high": 1.0}
 
 
 def evidence_from(

@@ -93,3 +93,36 @@ def test_the_rank_command_module_imports_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_profile_columns_come_only_from_profiles_written_before_the_training_event(
+    world: World,
+) -> None:
+    """The world's profiles saw every event, so they cannot give the training groups (each
+    user's latest event) their profile columns; once newer events arrive, they can, and
+    `recommend` then fills the same columns from the latest profile."""
+    from agent.embeddings import HashEmbedder
+    from agent.rank.fit import stored_vectors
+    from agent.rank.profile_match import SERVED_PROFILE_FEATURES
+    from tests.profile_data import event
+    from tests.recommend_data import PROFILED
+
+    embed = HashEmbedder().embed
+    vectors = stored_vectors(world.index)
+    options = FitOptions(**{**TINY.__dict__, "min_profiles": 2})  # type: ignore[arg-type]
+    before = fit_production(world.record, world.settings.data_dir, options, vectors, embed=embed)
+    assert before.manifest.metrics["profiles_before_target"] == 0
+    assert not set(SERVED_PROFILE_FEATURES) & set(before.manifest.features)
+    with world.record.writer() as writer:
+        for day, user in enumerate(PROFILED):
+            writer.add_interaction(event(user, "12", 5, 200 + day))
+    after = fit_production(world.record, world.settings.data_dir, options, vectors, embed=embed)
+    assert after.manifest.metrics["profiles_before_target"] == len(PROFILED)
+    assert set(SERVED_PROFILE_FEATURES) <= set(after.manifest.features)
+    rec = world.recommender()
+    ranker = rec.ranker()
+    assert ranker is not None and ranker.uses_profile()
+    evidence = rec.profile_evidence(ranker, "scifi", rec.profile_of("scifi"))
+    assert evidence is not None and evidence.profile is not None
+    assert rec.profile_evidence(ranker, "sparse", None) is None
+    assert rec.recommend("scifi", k=3, rerank_with_llm=False).items

@@ -66,12 +66,13 @@ def fit_cmd(
     with RecordStore.at(s.data_dir) as record:
         if not record.user_ids():
             fail(f"no users in {s.data_dir}: run `personae ingest` first")
-        vectors = stored_vectors(ItemIndex(open_client(s), load_embedder(s)))
+        embedder = load_embedder(s)
+        vectors = stored_vectors(ItemIndex(open_client(s), embedder))
         if vectors is None and not as_json:
             console.print("[yellow]warning:[/] no item index: dense features left out "
                           "(run `personae index items`)")  # fmt: skip
         step = (lambda label: None) if as_json else (lambda label: console.print(f"- {label}"))
-        report = fit_production(record, s.data_dir, options, vectors, step)
+        report = fit_production(record, s.data_dir, options, vectors, step, embedder.embed)
     seconds = round(time.perf_counter() - started, 2)
     if as_json:
         print_json({"path": str(report.path), "seconds": seconds,

@@ -21,8 +21,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agent.rank.features import NO_LLM_FEATURES, candidate_union, feature_matrix, user_scores
+from agent.rank.features import (
+    NO_LLM_FEATURES,
+    LlmEvidence,
+    candidate_union,
+    feature_matrix,
+    user_scores,
+)
 from agent.rank.model import Ranker, RankerParams, train_ranker
+from agent.rank.profile_match import SERVED_PROFILE_FEATURES, Embed
 from agent.rank.sources import Array, Catalog, SourceParams, Sources, fit_sources
 from agent.rank.store import RankManifest, folder, save_sources, write_manifest
 from agent.rank.training import Candidates, Judged, build_groups, judged_events, prefixes
@@ -49,6 +56,9 @@ class FitOptions:
     seed: int = 0
     metrics_share: float = 0.1
     """Users kept out of training for the manifest's metrics."""
+    min_profiles: int = 20
+    """Training users with a profile written before their latest event needed for the
+    profile columns (`agent.rank.profile_training`); fewer, and they are left out."""
 
 
 @dataclass
@@ -74,7 +84,12 @@ def two_way(users: Sequence[str], share: float, seed: int) -> tuple[set[str], se
 
 
 def held_out_metrics(
-    sources: Sources, ranker: Ranker, judged: Mapping[str, Judged], users: set[str], depth: int
+    sources: Sources,
+    ranker: Ranker,
+    judged: Mapping[str, Judged],
+    users: set[str],
+    depth: int,
+    evidence: Mapping[str, LlmEvidence],
 ) -> dict[str, float | int | None]:
     """NDCG@10 and recall@10 of the latest event for `users`: the ranker over its candidates
     (a target not retrieved is a miss) and EASE over every item the user has not had."""
@@ -87,7 +102,8 @@ def held_out_metrics(
             continue
         scored = user_scores(sources, sources.user(user_id, j.before))
         rows = candidate_union(scored, depth)
-        scores = ranker.score(feature_matrix(sources, scored, rows, ranker.features))
+        x = feature_matrix(sources, scored, rows, ranker.features, evidence.get(user_id))
+        scores = ranker.score(x)
         ordered = rows[np.argsort(-scores, kind="stable")].tolist()
         ranks = {
             "ranker": ordered.index(target) + 1 if target in ordered else None,
@@ -114,7 +130,10 @@ def fit_production(
     options: FitOptions,
     vectors: tuple[list[str], Array] | None = None,
     step: Step = lambda label: None,
+    embed: Embed | None = None,
 ) -> FitReport:
+    """`embed` (the item index's embedder) turns stored profiles into the profile columns;
+    without it, or without item vectors, the ranker has no profile columns."""
     started = time.perf_counter()
     o, timings = options, {}
     fingerprint = interactions_fingerprint(record)
@@ -133,16 +152,25 @@ def fit_production(
     step("building the training groups (latest events)")
     t = time.perf_counter()
     judged = judged_events(histories, 1, o.min_history)
+    evidence = {} if embed is None or vectors is None else training_evidence(record, judged, embed)
     names = list(NO_LLM_FEATURES)
-    groups = build_groups(train_sources, judged, names, Candidates.RETRIEVED, o.depth, o.seed)
+    if len(evidence) >= o.min_profiles:
+        names += SERVED_PROFILE_FEATURES
+    step(
+        f"profiles written before the latest event: {len(evidence)} of {len(judged)} users"
+        + ("" if len(evidence) >= o.min_profiles else " (too few: no profile columns)")
+    )
+    groups = build_groups(train_sources, judged, names, Candidates.RETRIEVED, o.depth, o.seed,
+                          evidence)  # fmt: skip
     timed("features_s", t)
     train, metric_users = two_way(list(judged), o.metrics_share, o.seed)
     step(f"training LambdaRank on {len(train & set(groups.users))} groups")
     ranker = train_ranker(groups.subset(train), names, o.ranker)
     timings["ranker_train_s"] = ranker.train_seconds
-    metrics = held_out_metrics(train_sources, ranker, judged, metric_users, o.depth)
+    metrics = held_out_metrics(train_sources, ranker, judged, metric_users, o.depth, evidence)
     metrics |= {"groups": len(groups.sizes), "trees": ranker.best_rounds,
-                "cv_ndcg@10": ranker.valid_ndcg10}  # fmt: skip
+                "cv_ndcg@10": ranker.valid_ndcg10,
+                "profiles_before_target": len(evidence)}  # fmt: skip
     step("refitting the serving sources on every event")
     t = time.perf_counter()
     serve = fit_sources(histories, catalog, o.sources, o.sequential, vectors)
@@ -165,6 +193,15 @@ def fit_production(
     )
     path = write_manifest(data_dir, manifest)
     return FitReport(manifest, path, timings["total_s"], timings)
+
+
+def training_evidence(
+    record: RecordStore, judged: Mapping[str, Judged], embed: Embed
+) -> dict[str, LlmEvidence]:
+    from agent.rank.profile_training import profile_evidence, training_profiles
+
+    profiles = training_profiles(record, judged)
+    return profile_evidence(profiles, embed) if profiles else {}
 
 
 def params_of(o: FitOptions) -> dict[str, object]:

@@ -126,3 +126,12 @@ def _topics(vectors: Array, entries: Sequence[Interest]) -> TopicVectors:
 def _unit(vectors: Array) -> Array:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.where(norms > 0, vectors / np.where(norms > 0, norms, 1.0), 0.0).astype(np.float32)
+
+
+CONFIDENCE = {"low": 0.0, "medium": 0.5, "high": 1.0}
+SERVED_PROFILE_FEATURES = (*PROFILE_FEATURES, "profile_confidence")
+"""The columns a stored profile fills with no LLM call (`llm_score` needs the re-rank)."""
+
+
+def uses_profile(features: Sequence[str]) -> bool:
+    return any(name in SERVED_PROFILE_FEATURES for name in features)

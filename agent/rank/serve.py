@@ -143,6 +143,12 @@ class ServingRanker:
             ]
         return found
 
+    def uses_profile(self) -> bool:
+        """Trained with the profile columns (`rank fit` found enough earlier profiles)."""
+        from agent.rank.profile_match import uses_profile
+
+        return uses_profile(self.model.features)
+
     def describe(self) -> Mapping[str, Any]:
         m = self.stored.manifest
         return {"created": m.created, "features": len(m.features), "depth": m.depth,
@@ -173,12 +179,13 @@ def ranked_fusion(
     fused: Sequence[Fused],
     exclude: Collection[str],
     allow: Allow | None,
+    evidence: LlmEvidence | None = None,
 ) -> tuple[list[Fused], Ranked]:
     """`fused` replaced by the ranker's order over its own candidates and fusion's: each entry
     keeps fusion's source hits and gains the ranker's retrievers (e.g. `sequential`) that
     listed it; the score is the ranker's."""
     by_id = {f.item_id: f for f in fused}
-    ranked = ranker.rank(user_id, history, exclude, allow, extra=list(by_id))
+    ranked = ranker.rank(user_id, history, exclude, allow, extra=list(by_id), evidence=evidence)
     found = []
     for item_id in ranked.items:
         hits = dict(by_id[item_id].hits) if item_id in by_id else {}

@@ -202,7 +202,9 @@ class Explainer:
         ranker = self.rec.ranker()
         if ranker is None:
             return
-        found = ranker.contributions(retrieval.user_id, retrieval.history, [result.item_id])
+        evidence = self.rec.profile_evidence(ranker, retrieval.user_id, retrieval.profile)
+        found = ranker.contributions(retrieval.user_id, retrieval.history, [result.item_id],
+                                     evidence=evidence)  # fmt: skip
         moved = found.get(result.item_id, [])
         result.ranker_features = [
             RankerFeature(feature=c.feature, value=c.value, contribution=c.contribution)

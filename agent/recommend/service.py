@@ -36,6 +36,7 @@ from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
 
 if TYPE_CHECKING:  # the re-rank needs openai and LangChain (~1-3 s to import): only when used
+    from agent.rank.features import LlmEvidence
     from agent.rank.serve import ServingRanker
     from agent.recommend.llm_rerank import Ordering, WeightFrom
     from agent.recommend.rerank import RerankOutcome, RerankRequest
@@ -240,11 +241,24 @@ class Recommender:
             from agent.rank.serve import ranked_fusion
 
             with timed(timings, "rank_s"):
-                fused, _ = ranked_fusion(ranker, user_id, history, fused, exclude, allow)
+                evidence = self.profile_evidence(ranker, user_id, profile)
+                fused, _ = ranked_fusion(ranker, user_id, history, fused, exclude, allow,
+                                         evidence)  # fmt: skip
         timings["retrieve_s"] = time.perf_counter() - started
         return Retrieval(
             user_id, profile, history, exclude, positive, lists, fused, filters, timings
         )
+
+    def profile_evidence(
+        self, ranker: ServingRanker, user_id: str, profile: UserProfile | None
+    ) -> LlmEvidence | None:
+        """The profile columns of a ranker trained with them, from the user's latest profile
+        (embedded with the item index's embedder; no LLM call)."""
+        if profile is None or not ranker.uses_profile():
+            return None
+        from agent.rank.profile_training import profile_evidence
+
+        return profile_evidence({user_id: profile}, self.dense.embedder.embed)[user_id]
 
     def evidence(
         self, retrieval: Retrieval, item_ids: list[str], items: dict[str, Item] | None = None
