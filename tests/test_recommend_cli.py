@@ -109,8 +109,10 @@ def test_the_table_names_cited_history_by_title(
     assert cited and "cites" not in out
     code, _, table = invoke(app, world, "recommend", "crime", "--k", "1")
     assert code == 0, table
-    assert "(cites:" in table or "People who liked" in table  # retrieval reasons name them
     titles = recommend_cmds.cited_titles(world.recommender(), cited)
+    flat = " ".join(table.split())  # the table wraps its cells
+    named = [t for t in titles.values() if t.split()[0] in flat]
+    assert "(cites:" in table or named  # retrieval reasons name them
     assert set(titles) == set(cited)
     shown = recommend_cmds.cites("Fits.", cited, titles)
     assert shown == "Fits. (cites: " + ", ".join(f"{titles[i]} [{i}]" for i in cited) + ")"

@@ -6,32 +6,31 @@ items categories they lack, saying the user rated the film being recommended, an
 one template. Each of those is checked here from text and numbers alone:
 
 - faithfulness: the share of cited history items among the item's top-3 EASE contributors;
-- false claims: a catalog category word the item does not have, or a phrase saying the user
-  rated, watched or saw the recommended item;
+- false claims: a catalog category word the item does not have, a phrase saying the user
+  rated, watched or saw the recommended item, or a stated fact its evidence does not back
+  (`agent.reasons.facts`: a driver's rating, recency or categories, decade, popularity);
 - and, over a run, variety (`agent.reasons.variety`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Sequence
 
 from pydantic import BaseModel
 
 from agent.reasons.evidence import ItemEvidence
+from agent.reasons.facts import false_facts
+from agent.reasons.text import (
+    NOT_CATEGORIES,
+    category_forms,
+    find,
+    title_words,
+    tokens,
+    without_titles,
+)
 
-_WORD = re.compile(r"[a-z0-9']+")
+__all__ = ["ReasonCheck", "check_reason", "find", "title_words", "tokens"]
+
 FAITHFUL_TOP = 3
-NOT_CATEGORIES = frozenset({"unknown", "other", "none", "misc"})
-"""Catalog placeholders (ML-100K's "unknown"), never a claim about an item."""
-DERIVED = {
-    "animation": ["animated"],
-    "romance": ["romantic"],
-    "comedy": ["comedic"],
-    "sci fi": ["science fiction", "scifi"],
-    "film noir": ["noir"],
-    "children's": ["children", "kids"],
-}
-"""English forms of a category name other than its plural (used only if the catalog has it)."""
 SUBJECTS = frozenset({"you", "you've", "user"})
 """Not "they": "people who liked A ... they also liked this" speaks of other users."""
 HELPERS = frozenset({"have", "has", "had", "already", "also", "previously", "once", "just"})
@@ -42,54 +41,6 @@ SEEN_VERBS = frozenset(
 TARGET_WINDOW = 3
 """Words between the verb and the recommended item's title in a seen-claim ("this" must follow
 the verb at once: "you rated Aladdin highly; this ..." claims nothing about this item)."""
-
-
-def tokens(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def title_words(title: str) -> list[str]:
-    """A title's words without its article, also when given last ("Usual Suspects, The")."""
-    words = tokens(title)
-    if len(words) > 1 and words[-1] in {"the", "a", "an"} and "," in title:
-        words = words[:-1]
-    if len(words) > 1 and words[0] in {"the", "a", "an"}:
-        words = words[1:]
-    return words
-
-
-def find(
-    words: Sequence[str], phrase: Sequence[str], start: int = 0, end: int | None = None
-) -> int:
-    """Where `phrase` starts in `words[start:end]`, or -1."""
-    stop = len(words) if end is None else min(end, len(words))
-    n = len(phrase)
-    for i in range(start, stop - n + 1):
-        if n and list(words[i : i + n]) == list(phrase):
-            return i
-    return -1
-
-
-def without_titles(words: list[str], titles: Iterable[str]) -> list[str]:
-    """`words` with every occurrence of the titles blanked ("Star Wars" is not a War claim)."""
-    out = list(words)
-    for title in titles:
-        phrase = title_words(title)
-        while phrase and (at := find(out, phrase)) >= 0:
-            out[at : at + len(phrase)] = [""] * len(phrase)
-    return out
-
-
-def category_forms(category: str) -> list[list[str]]:
-    """The word sequences that name a category: its name, plural and common derived forms."""
-    base = tokens(category)
-    if not base:
-        return []
-    last = base[-1]
-    plurals = [last[:-1] + "ies"] if last.endswith("y") else [last + "s"]
-    forms = [base] + [[*base[:-1], p] for p in plurals if not last.endswith("'s")]
-    forms += [tokens(d) for d in DERIVED.get(" ".join(base), [])]
-    return forms
 
 
 def false_categories(
@@ -160,14 +111,18 @@ class ReasonCheck(BaseModel):
     names_driver: bool = True
     """The text names at least one cited driver by title: a reason that names none ("X is a
     mystery thriller, which is a category ...") says nothing the evidence backs."""
+    false_facts: list[str] = []
+    """Stated facts the evidence does not back (`agent.reasons.facts`): a driver's rating,
+    its recency or categories, the item's decade or popularity."""
 
     @property
     def false_claim(self) -> bool:
-        return bool(self.false_categories or self.seen_claims)
+        return bool(self.false_categories or self.seen_claims or self.false_facts)
 
     @property
     def problems(self) -> list[str]:
         found = [f"category {c}" for c in self.false_categories] + self.seen_claims
+        found += self.false_facts
         found += ["cut off mid-sentence"] if self.cut_off else []
         return found + ([] if self.names_driver else ["names none of its cited drivers"])
 
@@ -202,4 +157,5 @@ def check_reason(
         seen_claims=seen_claims(text, evidence.title, cited_titles),
         cut_off=cut_off(text),
         names_driver=names_any(text, [mine[c] for c in cited if c in mine]),
+        false_facts=false_facts(text, evidence, catalog),
     )

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pydantic import BaseModel
 
 from agent.profiles.copying import copies
-from agent.reasons.checks import tokens
+from agent.reasons.text import tokens
 
 TEMPLATE_WORDS = 5
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agent.reasons.evidence import ItemEvidence, matching_interests
+from agent.reasons.phrasing import Phrasing, evidence_reason
 from agent.recommend.candidates import Source
 from agent.recommend.context import untrusted
 from agent.recommend.fusion import SourceHit
@@ -24,26 +25,27 @@ class Reason:
     cited: list[str]
 
 
-__all__ = ["Reason", "matching_interests", "retrieval_reason"]
-
-NAMED_DRIVERS = 2
+__all__ = ["Phrasing", "Reason", "matching_interests", "retrieval_reason"]
 
 
 def retrieval_reason(
     item: Item,
     hits: Mapping[str, SourceHit],
-    profile: UserProfile,
+    profile: UserProfile | None,
     evidence: ItemEvidence | None,
     titles: Mapping[str, str],
     popularity: PopularityModel | None = None,
+    phrasing: Phrasing | None = None,
 ) -> Reason:
     """The most specific reason the sources support, citing history item ids. `evidence` is
-    the item's (`agent.reasons.evidence.item_evidence`); `titles` names the user's history."""
-    if Source.COLLABORATIVE in hits and evidence is not None and evidence.drivers:
-        drivers = evidence.drivers[:NAMED_DRIVERS]
-        named = " and ".join(untrusted(d.title, 60) for d in drivers)
-        return Reason(f"People who liked {named} also liked this.", [d.item_id for d in drivers])
-    matches = matching_interests(profile, item)
+    the item's (`agent.reasons.evidence.item_evidence`); `titles` names the user's history.
+    With collaborative drivers, the reason is worded from the evidence
+    (`agent.reasons.phrasing`); pass one `phrasing` per user's list so its reasons vary."""
+    if Source.COLLABORATIVE in hits and evidence is not None:
+        made = evidence_reason(evidence, phrasing)
+        if made is not None:
+            return Reason(*made)
+    matches = matching_interests(profile, item) if profile is not None else []
     if matches:
         topics = ", ".join(untrusted(t, 40) for t, _ in matches[:2])
         cited = list(dict.fromkeys(e for _, ev in matches for e in ev if e in titles))[:3]
