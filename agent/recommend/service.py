@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from agent.config import Settings
-from agent.reasons.evidence import ItemEvidence, ratings_of, shown_evidence
+from agent.reasons.evidence import ItemEvidence, shown_evidence, user_facts
 from agent.recommend.candidates import Allow, Scored, Source
 from agent.recommend.collaborative import EaseModel, load_or_fit
 from agent.recommend.dense import DenseItems, dense_candidates, profile_query_text
@@ -26,7 +26,7 @@ from agent.recommend.filters import ItemFilter, ItemMeta, load_item_meta, parse_
 from agent.recommend.fusion import fuse
 from agent.recommend.popularity import PopularityModel
 from agent.recommend.popularity import load_or_fit as load_or_fit_popularity
-from agent.recommend.reasons import retrieval_reason
+from agent.recommend.reasons import Phrasing, retrieval_reason
 from agent.recommend.results import Recommendation, Recommendations, rerank_summary
 from agent.recommend.retrieval import Retrieval
 from agent.recommend.signals import interactions_fingerprint, positive_items, seen_items
@@ -270,9 +270,9 @@ class Recommender:
         items = items if items is not None else self.items(item_ids + history)
         titles = {h: items[h].title for h in history if h in items}
         shown = [i for i in item_ids if i in items]
-        ratings = ratings_of(retrieval.history)
+        facts = user_facts(retrieval.history, items)
         return shown_evidence(self.collaborative(), retrieval.positive, items, shown, titles,
-                              profile=retrieval.profile, ratings=ratings)  # fmt: skip
+                              profile=retrieval.profile, facts=facts)  # fmt: skip
 
     # -- recommend ---------------------------------------------------------------------------
 
@@ -365,6 +365,7 @@ class Recommender:
         }
         evidence = self.evidence(retrieval, [i for i, _ in chosen], items)
         popularity = self.popularity()
+        phrasing = Phrasing()  # one per list: its retrieval reasons vary (agent.reasons.phrasing)
         results = []
         for rank, (item_id, score) in enumerate(chosen, start=1):
             entry, item = fused[item_id], items[item_id]
@@ -373,7 +374,8 @@ class Recommender:
                 reason, cited, by = pick.reason, pick.cited, "llm"
             else:
                 made = retrieval_reason(item, entry.hits, retrieval.profile,
-                                        evidence.get(item_id), titles, popularity)  # fmt: skip
+                                        evidence.get(item_id), titles, popularity,
+                                        phrasing)  # fmt: skip
                 reason, cited, by = made.text, made.cited, "retrieval"
             results.append(
                 Recommendation(
