@@ -31,34 +31,18 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.config import Settings
-from agent.profiles.copying import prompt_ngrams
-from agent.prompts import load_prompt
-from agent.reasons.checks import ReasonCheck, check_reason
-from agent.reasons.deletion import Deletion, deletion_test
-from agent.reasons.evidence import CITABLE_DRIVERS, ItemEvidence, ratings_of, shown_evidence
-from agent.reasons.summary import summarize
-from agent.recommend.candidates import Source
-from agent.recommend.collaborative import EaseModel, fit_ease
-from agent.recommend.fusion import SourceHit
-from agent.recommend.reasons import retrieval_reason
-from agent.schemas import Item
-from agent.schemas.profile import UserProfile
+from agent.recommend.collaborative import fit_ease
 from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
+from evals.reasons_stage import ReasonsRun, llm_figures, reasons_prompt, run_users
 from evals.sampling import choose_users
-from evals.splits import Stage, UserSplit, build_stage, load_histories
+from evals.splits import Stage, build_stage, load_histories
 
 if TYPE_CHECKING:
     from agent.runtime.structured import StructuredGenerator
-
-COLUMNS = ("retrieval", "llm", "llm_drafts")
-NO_PROFILE = UserProfile.model_construct(interests=[])
-"""For users without a stored profile (`retrieval_reason` reads its interests only)."""
 
 
 def command_line() -> str:
@@ -67,138 +51,6 @@ def command_line() -> str:
     version = os.environ.get("PERSONAE_REASONS_PROMPT_VERSION")
     env += f"PERSONAE_REASONS_PROMPT_VERSION={shlex.quote(version)} " if version else ""
     return env + "python " + " ".join(shlex.quote(a) for a in sys.argv)
-
-
-@dataclass
-class Column:
-    texts: list[str] = field(default_factory=list)
-    checks: list[ReasonCheck] = field(default_factory=list)
-    deletions: list[Deletion | None] = field(default_factory=list)
-
-
-@dataclass
-class Tally:
-    """What the LLM stage cost and what the checks left out, over the users."""
-
-    users: int = 0
-    failed: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    seconds: float = 0.0
-    kept: int = 0
-    missing_slots: int = 0
-    uncited: int = 0
-    false_claims: int = 0
-    unusable: int = 0
-    rejected: list[dict[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class Bench:
-    settings: Settings
-    ease: EaseModel
-    items: dict[str, Item]
-    catalog: list[str]
-    seed: int
-    columns: dict[str, Column] = field(default_factory=lambda: {c: Column() for c in COLUMNS})
-    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def add(self, column: str, user: str, split: UserSplit, evidence: ItemEvidence,
-            text: str, cited: list[str]) -> None:  # fmt: skip
-        found = self.columns[column]
-        # names a reason may hold: its cited items' titles and the drivers the prompt showed
-        names = [self.items[c].title for c in cited if c in self.items]
-        names += [d.title for d in evidence.drivers[:CITABLE_DRIVERS]]
-        found.checks.append(check_reason(text, cited, evidence, self.catalog, names))
-        found.deletions.append(
-            deletion_test(self.ease, split.prefix_positive, evidence.item_id, cited,
-                          split.prior, self.seed, user_id=user)
-        )  # fmt: skip
-        found.texts.append(text)
-
-    def items_of(self, ids: list[str]) -> dict[str, Item]:
-        return {i: self.items[i] for i in dict.fromkeys(ids) if i in self.items}
-
-
-async def llm_user(
-    bench: Bench,
-    generator: StructuredGenerator,
-    user: str,
-    split: UserSplit,
-    evidence: dict[str, ItemEvidence],
-    profile: UserProfile | None,
-    tally: Tally,
-) -> dict[str, tuple[str, list[str]]]:
-    """The LLM's reasons kept for one user's shown items (what `recommend` would show)."""
-    from agent.recommend.shown_reasons import reasons_for_shown
-
-    started = time.perf_counter()
-    made = await reasons_for_shown(bench.settings, generator, user, evidence, bench.catalog,
-                                   profile, split.prefix, bench.items_of)  # fmt: skip
-    tally.seconds += time.perf_counter() - started
-    tally.users += 1
-    tally.failed += made.error is not None
-    if made.meta is not None:
-        tally.tokens_in += made.meta.tokens_in
-        tally.tokens_out += made.meta.tokens_out
-    tally.kept += len(made.picks)
-    tally.missing_slots += made.missing_slots
-    tally.uncited += made.uncited
-    tally.false_claims += made.false_claims
-    tally.unusable += made.unusable
-    tally.rejected += [{"user": user, "item": evidence[i].title, "reason": made.drafts[i].reason,
-                        "why": why} for i, why in made.rejected.items()]  # fmt: skip
-    for item_id, draft in made.drafts.items():
-        bench.add("llm_drafts", user, split, evidence[item_id], draft.reason, draft.cited)
-    return {i: (p.reason, p.cited) for i, p in made.picks.items()}
-
-
-async def run_users(
-    bench: Bench,
-    chosen: Sequence[str],
-    splits: dict[str, UserSplit],
-    profiles: dict[str, UserProfile],
-    k: int,
-    generator: StructuredGenerator | None,
-    concurrency: int,
-    tally: Tally,
-) -> None:
-    gate = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(user: str) -> None:
-        split = splits[user]
-        history = split.prefix_positive
-        titles = {e.item_id: bench.items[e.item_id].title for e in split.prefix
-                  if e.item_id in bench.items}  # fmt: skip
-        top = [h for h in bench.ease.recommend(history, k, split.prior) if h.item_id in bench.items]
-        profile = profiles.get(user)
-        shown = [h.item_id for h in top]
-        evidence = shown_evidence(bench.ease, history, bench.items, shown, titles,
-                                  profile=profile, ratings=ratings_of(split.prefix))  # fmt: skip
-        retrieval = {}
-        for rank, hit in enumerate(top, start=1):
-            hits = {Source.COLLABORATIVE: SourceHit(rank, hit.score)}
-            made = retrieval_reason(bench.items[hit.item_id], hits, profile or NO_PROFILE,
-                                    evidence[hit.item_id], titles)  # fmt: skip
-            retrieval[hit.item_id] = (made.text, made.cited)
-        llm: dict[str, tuple[str, list[str]]] = {}
-        if generator is not None and evidence:
-            async with gate:
-                llm = await llm_user(bench, generator, user, split, evidence, profile, tally)
-        for item_id, (text, cited) in retrieval.items():
-            bench.add("retrieval", user, split, evidence[item_id], text, cited)
-            shown, by = ((text, cited), "retrieval")
-            if item_id in llm:
-                shown, by = llm[item_id], "llm"
-            if generator is not None:
-                bench.add("llm", user, split, evidence[item_id], *shown)
-            if len(bench.examples) < 2 or user in bench.examples:
-                bench.examples.setdefault(user, []).append(
-                    {"item": evidence[item_id].title, "reason": shown[0], "cited": shown[1],
-                     "by": by, "retrieval": text}
-                )  # fmt: skip
-
-    await asyncio.gather(*(one(u) for u in chosen))
 
 
 def run(
@@ -222,19 +74,13 @@ def run(
     ease = fit_ease(data.train_pairs, lam, max_items)
     fit_s = time.perf_counter() - started
     catalog = sorted({c for item in items.values() for c in item.categories})
-    bench = Bench(settings, ease, items, catalog, seed)
-    prompt = load_prompt("reasons", settings.reasons_prompt_version)
-    grams = prompt_ngrams(prompt.id, prompt.version)
-    tally = Tally()
+    made = ReasonsRun(ease, items, catalog, seed)
+    prompt, grams = reasons_prompt(settings.reasons_prompt_version)
     started = time.perf_counter()
-    asyncio.run(run_users(bench, chosen, data.splits, profiles, k, generator, concurrency, tally))
+    asyncio.run(run_users(made, chosen, data.splits, profiles, k, generator, concurrency))
     per_user_s = (time.perf_counter() - started) / max(len(chosen), 1)
-    names = COLUMNS if generator is not None else COLUMNS[:1]
-    columns = {
-        name: summarize(c.texts, c.checks, c.deletions, grams).model_dump()
-        for name, c in bench.columns.items()
-        if name in names
-    }
+    llm = None if generator is None else llm_figures(made, generator, prompt, concurrency)
+    report = made.report(k, len(profiles), prompt, grams, llm).model_dump()
     found: dict[str, Any] = {
         "command": command_line(),
         "data_dir": str(settings.data_dir),
@@ -244,31 +90,15 @@ def run(
         "seed": seed,
         "lambda": lam,
         "max_items": max_items,
-        "copy_prompt": f"{prompt.id} v{prompt.version}",
+        "copy_prompt": prompt,
         "fit_s": round(fit_s, 3),
         "seconds_per_user": round(per_user_s, 4),
-        "summary": columns["retrieval"],
-        "columns": columns,
-        "examples": bench.examples,
+        "summary": report["columns"]["retrieval"],
+        "columns": report["columns"],
+        "examples": report["examples"],
     }
-    if generator is not None:
-        n = max(tally.users, 1)
-        found["llm"] = {
-            "model": generator.model_name,
-            "prompt": f"{prompt.id} v{prompt.version}",
-            "concurrency": concurrency,
-            "users": tally.users,
-            "failed_users": tally.failed,
-            "tokens_in_per_user": round(tally.tokens_in / n, 1),
-            "tokens_out_per_user": round(tally.tokens_out / n, 1),
-            "seconds_per_user": round(tally.seconds / n, 3),
-            "kept": tally.kept,
-            "missing_slots": tally.missing_slots,
-            "uncited": tally.uncited,
-            "false_claims": tally.false_claims,
-            "unusable": tally.unusable,
-            "rejected": tally.rejected[:20],
-        }
+    if llm is not None:
+        found["llm"] = llm
     return found
 
 
@@ -327,7 +157,7 @@ def table(found: dict[str, Any]) -> str:
                   for r in llm["rejected"][:5]]  # fmt: skip
     for user, shown in found["examples"].items():
         lines.append(f"user {user}:")
-        lines += [f"  {e['item']} [{e['by']}]: {e['reason']}" for e in shown]
+        lines += [f"  {e['title']} [{e['by']}]: {e['reason']}" for e in shown]
     return "\n".join(lines)
 
 

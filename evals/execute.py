@@ -155,6 +155,7 @@ def summarize(runner: Runner, prep: Prepared, records: list[UserRecord], rid: st
         default_path=runner.default,
     )  # fmt: skip
     run.checks = checks(run, s.eval_candidates)
+    run.reasons = runner.reasons.report if runner.reasons is not None else None
     if runner.ranking is not None:
         run.ranking = runner.ranking.report()
     return run
@@ -188,6 +189,8 @@ def execute(ctx: EvalContext, options: RunOptions, progress: Task = no_progress,
     with (run_dir / PER_USER).open("w", encoding="utf-8") as out:
         for record in records:
             out.write(record.model_dump_json() + "\n")
+    if runner.reasons is not None:
+        runner.reasons.write(run_dir)
     summary = summarize(runner, prep, records, rid)
     (run_dir / SUMMARY).write_text(summary.model_dump_json(indent=2), encoding="utf-8")
     s = ctx.settings

@@ -43,6 +43,8 @@ class RunOptions(BaseModel):
     """LLM re-rank (and the rankers' LLM columns); False: profiles are the only LLM stage."""
     rank: bool = True
     """Also fit and judge the sequential retriever and the learned rankers."""
+    reasons: int = Field(0, ge=0)
+    """Write and judge reasons for each user's top this many (0: no reasons stage)."""
     smoke: bool = False
     out_dir: Path
     cache_dir: Path

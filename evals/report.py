@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.manifest import Manifest
+from evals.reasons_stage import ReasonsReport
 from evals.summary import ProtocolSummary, RunSummary, SystemSummary
 
 PUBLISHED = """\
@@ -127,6 +128,64 @@ def ranking_section(ranking: dict[str, Any]) -> list[str]:
     return lines
 
 
+REASON_ROWS = (
+    ("reasons", "reasons"),
+    ("faithfulness (cited among the item's top-3 EASE drivers)", "faithfulness"),
+    ("citing nothing", "uncited_rate"),
+    ("deletion: score drop, cited / as many random (ratio)", "deletion_ratio"),
+    ("deletion: mean score drop, cited / random", ("deletion_cited_drop", "deletion_random_drop")),
+    ("deletion: mean rank drop, cited / random",
+     ("deletion_cited_rank_drop", "deletion_random_rank_drop")),
+    ("false-claim rate", "false_claim_rate"),
+    ("  category the item lacks", "false_category_rate"),
+    ("  says the user rated or watched the item", "seen_claim_rate"),
+    ("distinct-1", "distinct_1"),
+    ("distinct-2", "distinct_2"),
+    ("template rate (most common opening 5 words)", "template_rate"),
+    ("  same opening 3 words", "opening_3_rate"),
+    ("example-copy rate (4 words of the prompt)", "copy_rate"),
+)  # fmt: skip
+COLUMN_NAMES = {"retrieval": "retrieval (no LLM)", "llm": "shown (LLM, retrieval fallback)",
+                "llm_drafts": "LLM drafts"}  # fmt: skip
+
+
+def figure(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def reasons_section(report: ReasonsReport) -> list[str]:
+    """The reasons for each user's top K, the columns side by side (issue 29)."""
+    lines = ["## Reasons", "",
+             f"Top {report.k} unseen items of EASE (fitted on the training prefix) for "
+             f"{report.users} users, evidence from each user's training prefix only; "
+             f"{report.profiles} users with an eval profile; example copy against "
+             f"{report.copy_prompt}. Per user: reasons.jsonl.", ""]  # fmt: skip
+    columns = {name: c.model_dump() for name, c in report.columns.items()}
+    lines += ["| figure | " + " | ".join(COLUMN_NAMES.get(n, n) for n in columns) + " |",
+              "|" + "---|" * (len(columns) + 1)]  # fmt: skip
+    for name, key in REASON_ROWS:
+        keys = key if isinstance(key, tuple) else (key,)
+        cells = [" / ".join(figure(c[k]) for k in keys) for c in columns.values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("| template | " + " | ".join(f"`{c['template']}`" for c in columns.values())
+                 + " |")  # fmt: skip
+    if report.llm is not None:
+        llm = report.llm
+        lines += ["", f"LLM ({llm['model']}, {llm['prompt']}): {llm['tokens_in_per_user']} "
+                      f"tokens in, {llm['tokens_out_per_user']} out, {llm['seconds_per_user']} s "
+                      f"per user ({llm.get('computed_now', 0)} requests now, "
+                      f"{llm.get('from_cache', 0)} from the cache); kept {llm['kept']}, left out "
+                      f"for citing nothing {llm['uncited']}, a false claim "
+                      f"{llm['false_claims']}, cut off or naming no driver {llm['unusable']}; "
+                      f"{llm['failed_users']} users failed."]  # fmt: skip
+    for user, shown in report.examples.items():
+        lines += ["", f"User {user}:", ""]
+        lines += [f"- {e['title']} [{e['by']}]: {e['reason']}" for e in shown]
+    return lines + [""]
+
+
 def kv_table(title: str, data: dict[str, Any]) -> list[str]:
     lines = [f"### {title}", "", "| what | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in data.items()]
@@ -183,6 +242,8 @@ def render(summary: RunSummary, manifest: Manifest, plots: dict[str, str]) -> st
     lines += ["## Quality", ""]
     for title, data in summary.quality.items():
         lines += kv_table(title, data)
+    if summary.reasons is not None:
+        lines += reasons_section(summary.reasons)
     lines += ["## Cost and speed", ""]
     for title, data in summary.cost.items():
         lines += kv_table(title, data)

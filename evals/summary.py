@@ -13,6 +13,7 @@ from evals.metrics import bootstrap, paired_bootstrap
 from evals.paired import PairedDifference, differences, per_user
 from evals.protocols import DEFAULT, DefaultPath, Protocol, UserRecord
 from evals.ranked import RANKER_NO_LLM
+from evals.reasons_stage import ReasonsReport
 
 GUARD_METRIC = "ndcg@10"
 GUARD_NOTE = "the guard: what `recommend` gives by default against the ranker without the LLM"
@@ -64,6 +65,8 @@ class RunSummary(BaseModel):
     """The served model's name (None without the LLM): the key of a tuned blend weight."""
     default_path: DefaultPath | None = None
     """What the llmrank `default` system is (`recommend`'s default order)."""
+    reasons: ReasonsReport | None = None
+    """`--reasons K`: the reasons for each user's top K, retrieval vs LLM (issue 29)."""
 
 
 def system_summaries(
