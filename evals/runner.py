@@ -52,6 +52,7 @@ from evals.ranked import (
     mode_for,
     ranking_options,
 )
+from evals.reasons_stage import ReasonsStage, run_reasons
 from evals.sampling import llmrank_candidates
 from evals.splits import UserSplit
 from evals.systems import (
@@ -91,6 +92,8 @@ class Runner:
         """The LLM stages run for the rankers' training groups (validation events)."""
         self.default: DefaultPath | None = None
         """What `recommend` gives by default, set once the systems are fitted."""
+        self.reasons: ReasonsStage | None = None
+        """Issue 29: reasons for each user's top K (`--reasons K`; evals/reasons_stage.py)."""
 
     @property
     def with_llm(self) -> bool:
@@ -323,6 +326,7 @@ class Runner:
         self.default = self.default_path()
         by_protocol = {p: self.run_protocol(p, prep, systems, profiles)
                        for p in self.options.protocols}  # fmt: skip
+        self.reasons = run_reasons(self, prep, systems, profiles)
         records = [
             UserRecord(
                 user_id=u,
