@@ -204,6 +204,17 @@ def run_cmd(
             "about half the LLM time.",
         ),
     ] = False,
+    reasons: Annotated[
+        int,
+        typer.Option(
+            "--reasons",
+            min=0,
+            help="Also write reasons for each user's top K (EASE on the training prefix) "
+            "through recommend's code and judge them: faithfulness, deletion test, false "
+            "claims, variety; no-LLM and LLM side by side (the LLM: one more request per "
+            "user). Default 0: off.",
+        ),
+    ] = 0,
     smoke: SmokeOpt = False,
     out: OutOpt = None,
     cache_dir: CacheOpt = None,
@@ -229,6 +240,7 @@ def run_cmd(
         user_ids=ids(user_ids), seed=seed, shuffles=shuffles, rerank_mode=rerank_mode,
         blend=settings.rerank_blend if blend is None else blend, use_llm=not no_llm,
         rank=not no_rank, rerank=not no_rerank, smoke=smoke, out=out, cache_dir=cache_dir,
+        reasons=reasons,
     )  # fmt: skip
     result = run_eval(settings, options, show=not as_json)
     if as_json:
