@@ -25,7 +25,7 @@ from agent.config import Settings
 from agent.embeddings import HashEmbedder
 from evals.smoke import ReplyChatModel
 from tests.fakes import ScriptedChatModel
-from tests.recommend_data import World, build_world, history_ids
+from tests.recommend_data import World, build_world
 from tools.context import ToolContext
 
 
@@ -35,18 +35,18 @@ def world(tmp_path: Path) -> World:
 
 
 def session(
-    world: World, model: BaseChatModel, user: str = "scifi", **overrides: Any
+    world: World, model: BaseChatModel, user: str = "scifi", router: bool = False, **overrides: Any
 ) -> ChatSession:
     settings = world.settings.model_copy(update=overrides)
-    return ChatSession(settings, ToolContext(user, world.recommender()), model)
+    return ChatSession(settings, ToolContext(user, world.recommender()), model, router=router)
 
 
 def call(tool: str, **args: Any) -> str:
     return json.dumps({"tool": tool, "args": args})
 
 
-def final(answer: str, *cited: str) -> str:
-    return json.dumps({"tool": FINAL, "answer": answer, "cited": list(cited)})
+def final(answer: str) -> str:
+    return json.dumps({"tool": FINAL, "answer": answer})
 
 
 def schema_of(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -58,25 +58,24 @@ def offered(kwargs: dict[str, Any]) -> list[str]:
     return [a["properties"]["tool"]["const"] for a in schema.get("anyOf", [schema])]
 
 
-def test_tool_calls_route_to_their_tools_and_the_answer_cites_checked_items(world: World) -> None:
+def test_tool_calls_route_to_their_tools_and_the_answer_names_shown_titles(world: World) -> None:
     model = ScriptedChatModel(
         script=[
-            call("explain_item", item="Star Wars"),
+            call("explain_item", item="star wars"),
             call("get_history", limit=3),
-            final("Because you loved Aliens [2].", "2", "13", "4", "999"),
+            final("Because you loved Aliens and Alien, Star Wars is your top pick."),
         ]
     )
-    turn = session(world, model).ask("why did you recommend Star Wars?")
+    turn = session(world, model).ask("tell me about that film")
     assert [c.name for c in turn.tool_calls] == ["explain_item", "get_history"]
-    assert all(c.valid and c.ok for c in turn.tool_calls)
-    assert "Verdict:" in turn.tool_calls[0].result and "[13] Star Wars" in turn.tool_calls[0].result
+    assert all(c.valid and c.ok and not c.routed for c in turn.tool_calls)
+    result = turn.tool_calls[0].result
+    assert "Verdict:" in result and "Star Wars (1977)" in result and "[13]" not in result
+    assert "Aliens (1986) rated 5" in result
     assert turn.tool_calls[1].item_ids == ["9", "6", "10"]
-    assert turn.answer == "Because you loved Aliens [2]."
-    # 2 is in the history, 13 was shown by explain_item; 4 is another user's item, 999 nothing
-    assert [c.item_id for c in turn.cited] == ["2", "13"]
-    assert turn.dropped_citations == ["4", "999"]
+    assert [c.item_id for c in turn.cited] == ["2", "1", "13"]
+    assert turn.check is not None and turn.check.ok and not turn.reasked and not turn.replaced
     assert turn.model_calls == 3 and turn.error is None and turn.stopped is None
-    # the model saw each tool result as text, in order
     seen = model.calls[1][0][-1].content
     assert isinstance(seen, str) and seen.startswith("Result of explain_item:")
 
@@ -85,7 +84,7 @@ def test_the_schema_forces_a_tool_first_then_offers_the_rest_then_only_the_answe
     world: World,
 ) -> None:
     model = ScriptedChatModel(
-        script=[call("get_profile"), call("get_history"), call("recommend"), final("ok", "1")]
+        script=[call("get_profile"), call("get_history"), call("recommend"), final("ok")]
     )
     turn = session(world, model, chat_max_steps=3).ask("what do you know about me?")
     first, second, third, last = (kwargs for _, kwargs in model.calls)
@@ -97,14 +96,66 @@ def test_the_schema_forces_a_tool_first_then_offers_the_rest_then_only_the_answe
     assert all(kwargs["max_tokens"] == world.settings.chat_max_tokens for _, kwargs in model.calls)
 
 
-def test_final_answer_citations_are_an_enum_of_this_users_items(world: World) -> None:
-    model = ScriptedChatModel(script=[call("get_history", limit=2), final("hi", "9")])
-    session(world, model).ask("what did I watch?")
-    schema = schema_of(model.calls[1][1])
-    answer = next(a for a in schema["anyOf"] if a["properties"]["tool"]["const"] == FINAL)
-    ids = answer["properties"]["cited"]["items"]["enum"]
-    assert ids[:2] == ["6", "9"]  # shown by the tool, latest first
-    assert set(ids) == history_ids(world.record, "scifi")
+def test_arguments_are_an_enum_of_the_catalogs_categories_and_optional(world: World) -> None:
+    model = ScriptedChatModel(script=[call("recommend", category="Comedy"), final("ok")])
+    session(world, model).ask("q")
+    tool = next(a for a in schema_of(model.calls[0][1])["anyOf"]
+                if a["properties"]["tool"]["const"] == "recommend")  # fmt: skip
+    args = tool["properties"]["args"]
+    assert "required" not in args or args["required"] == []
+    category = args["properties"]["category"]["anyOf"]
+    assert {"type": "null"} in category and "Comedy" in category[0]["enum"]
+    assert "Westerns" not in category[0]["enum"]
+    years = args["properties"]["min_year"]["anyOf"][0]
+    assert (years["minimum"], years["maximum"]) == (1942, 1999)
+    assert args["properties"]["decade"]["anyOf"][0]["enum"][-1] == "1990s"
+
+
+def test_the_router_calls_the_tools_and_the_model_only_answers(world: World) -> None:
+    model = ScriptedChatModel(script=[final("Aliens and Alien, which you rated 5, drove it.")])
+    question = "Why did you recommend Star Wars to me, and what do I usually dislike?"
+    turn = session(world, model, router=True).ask(question)
+    assert [(c.name, c.args, c.routed) for c in turn.tool_calls] == [
+        ("explain_item", {"item": "Star Wars"}, True),
+        ("get_profile", {}, True),
+    ]
+    assert turn.routed and turn.model_calls == 1 and offered(model.calls[0][1]) == [FINAL]
+    prompt = " ".join(str(m.content) for m in model.calls[0][0])
+    assert "Result of explain_item" in prompt and "Result of get_profile" in prompt
+    assert turn.check is not None and turn.check.ok
+
+
+def test_an_answer_naming_an_unshown_title_is_reasked_then_replaced(world: World) -> None:
+    model = ScriptedChatModel(script=[
+        final("You would love Casablanca."),
+        final("Try Pulp Fiction."),
+    ])  # fmt: skip
+    turn = session(world, model, router=True).ask("Why not Titanic?")
+    assert turn.reasked and turn.replaced and turn.first_answer == "You would love Casablanca."
+    assert turn.first_check is not None and turn.first_check.ungrounded == ["Casablanca"]
+    assert turn.check is not None and turn.check.ungrounded == ["Pulp Fiction"]
+    recheck = str(model.calls[1][0][-1].content)
+    assert "Casablanca, which no tool result" in recheck
+    assert turn.answer.startswith("From your data:") and "Titanic (1997)" in turn.answer
+    assert turn.ungrounded_titles == [] and turn.model_calls == 2
+
+
+def test_an_answer_contradicting_the_ratings_is_reasked_and_a_fixed_one_kept(
+    world: World,
+) -> None:
+    model = ScriptedChatModel(script=[
+        final("You loved Titanic."),
+        final("You rated Titanic 1, so it is not recommended."),
+    ])  # fmt: skip
+    turn = session(world, model, router=True).ask("Why not Titanic?")
+    assert turn.reasked and not turn.replaced
+    assert turn.first_check is not None and turn.first_check.contradictions
+    assert (
+        "the user liked Titanic (1997) (the user rated it 1)"
+        in (turn.first_check.contradictions[0])
+    )
+    assert turn.answer == "You rated Titanic 1, so it is not recommended."
+    assert [c.title for c in turn.cited] == ["Titanic (1997)"]
 
 
 def test_no_schema_or_prompt_carries_a_user_id_field(world: World) -> None:
@@ -120,7 +171,7 @@ def test_a_model_asking_for_another_users_data_gets_nothing_of_theirs(world: Wor
             call("get_history", user_id="crime"),
             call("get_profile", user="crime"),
             call("search_catalog", query="Fargo"),
-            final("done", "5"),
+            final("Fargo is in the catalog."),
         ]
     )
     turn = session(world, model, chat_max_steps=3).ask("show me the history of user crime")
@@ -131,10 +182,9 @@ def test_a_model_asking_for_another_users_data_gets_nothing_of_theirs(world: Wor
     ]
     everything = " ".join(str(m.content) for m in model.calls[-1][0])
     assert "Dark and funny" not in everything and "rated 5" not in everything
-    # Fargo is in crime's history, not scifi's: the catalog search shows it as a catalog item
-    fargo = next(line for line in turn.tool_calls[2].result.splitlines() if "[5]" in line)
+    fargo = next(line for line in turn.tool_calls[2].result.splitlines() if "Fargo" in line)
     assert "the user has it" not in fargo
-    assert [c.item_id for c in turn.cited] == ["5"]  # shown by a tool of this session
+    assert [c.item_id for c in turn.cited] == ["5"]  # shown by a tool of this turn
 
 
 def test_tool_errors_go_back_to_the_model_as_short_messages(world: World) -> None:
@@ -147,11 +197,10 @@ def test_tool_errors_go_back_to_the_model_as_short_messages(world: World) -> Non
     )
     turn = session(world, model).ask("why not Nope Movie?")
     assert [c.ok for c in turn.tool_calls] == [False, False]
-    assert turn.tool_calls[0].result == (
-        "error: no item with id or title 'Nope Movie'; call search_catalog first"
-    )
+    assert turn.tool_calls[0].result.startswith("error: no item titled 'Nope Movie'; closest")
+    assert not turn.tool_calls[1].valid
     last_prompt = model.calls[-1][0][-1].content
-    assert isinstance(last_prompt, str) and "unknown category 'Jazz'" in last_prompt
+    assert isinstance(last_prompt, str) and "Jazz" in last_prompt
     assert "Traceback" not in last_prompt and turn.answer == "sorry"
 
 
@@ -164,7 +213,7 @@ def test_an_unparsable_reply_is_reasked_then_reported(world: World) -> None:
     bad = ScriptedChatModel(script=["nope", "still nope"])
     failed = session(world, bad, chat_max_reasks=1).ask("q")
     assert failed.error is not None and "no valid reply after 2 tries" in failed.error
-    assert failed.answer == ""
+    assert failed.answer == "" and failed.check is None
 
 
 def test_a_model_that_ignores_the_schema_cannot_pass_the_step_limit(world: World) -> None:
@@ -206,20 +255,22 @@ def test_native_path_stops_at_the_step_limit(world: World) -> None:
     assert chat.messages == []  # an unfinished turn is not kept
 
 
-def test_native_path_takes_bracketed_citations(world: World) -> None:
+def test_native_path_with_the_router_checks_titles(world: World) -> None:
     class Answer(ToolLoopModel):
         def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
-            message = AIMessage(content="You liked [1] and [4].")
+            message = AIMessage(content="You rated Alien 5 and Aliens 5.")
             return ChatResult(generations=[ChatGeneration(message=message)])
 
-    turn = session(world, Answer(), chat_tool_calling="native").ask("q")
-    assert [c.item_id for c in turn.cited] == ["1"] and turn.dropped_citations == ["4"]
+    turn = session(world, Answer(), router=True, chat_tool_calling="native").ask("What do I like?")
+    assert turn.tool_calls[0].name == "get_profile" and turn.tool_calls[0].routed
+    assert [c.item_id for c in turn.cited] == ["1", "2"] and turn.check is not None
+    assert turn.check.ok and turn.check.claims[0].titles == ["Alien", "Aliens"]
 
 
 def test_the_conversation_is_kept_trimmed_and_reset(world: World) -> None:
     script = []
     for n in range(3):
-        script += [call("get_profile"), final(f"answer {n}", "1")]
+        script += [call("get_profile"), final(f"answer {n}")]
     model = ScriptedChatModel(script=script)
     chat = session(world, model, chat_context_turns=1)
     for n in range(3):
@@ -234,11 +285,11 @@ def test_the_conversation_is_kept_trimmed_and_reset(world: World) -> None:
 def test_step_schema_shapes() -> None:
     spec = {"name": "t", "parameters": {"type": "object", "properties": {"a": {"type": "string",
             "title": "A", "maxLength": 9}}, "required": ["a"]}}  # fmt: skip
-    schema = step_schema([spec], True, ["1", "2"])
+    schema = step_schema([spec], True)
     tool, answer = schema["anyOf"]
     assert tool["properties"]["args"]["properties"]["a"] == {"type": "string", "maxLength": 9}
-    assert answer["properties"]["cited"]["minItems"] == 1
-    assert step_schema([], True, [])["properties"]["cited"]["maxItems"] == 0
+    assert set(answer["properties"]) == {"tool", "answer"}
+    assert step_schema([], True)["properties"]["tool"] == {"const": FINAL}
     assert isinstance(ChatReplyError("m", "raw").raw, str)
     assert ConstrainedToolChatModel(inner=ScriptedChatModel(script=[]))._llm_type
 
@@ -263,15 +314,16 @@ def scripted_llm(monkeypatch: pytest.MonkeyPatch, script: list[str]) -> None:
 
 
 def test_ask_json(world: World, app: typer.Typer, monkeypatch: pytest.MonkeyPatch) -> None:
-    scripted_llm(monkeypatch, [call("get_profile"), final("You like sci-fi [1].", "1")])
+    scripted_llm(monkeypatch, [final("You rated Alien 5.")])
     result = CliRunner().invoke(
         app, ["ask", "scifi", "what do you know about me?", "--json",
               "--data-dir", str(world.settings.data_dir)],
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["answer"] == "You like sci-fi [1]." and data["cited"][0]["item_id"] == "1"
+    assert data["answer"] == "You rated Alien 5." and data["cited"][0]["item_id"] == "1"
     assert data["tool_calls"][0]["name"] == "get_profile" and data["prompt"]["id"] == "chat"
+    assert data["routed"] and data["check"]["titles"] == ["Alien"]
 
 
 def test_ask_unknown_and_unprofiled_users_fail_before_any_llm(
@@ -286,20 +338,20 @@ def test_ask_unknown_and_unprofiled_users_fail_before_any_llm(
 
 
 def test_chat_commands(world: World, app: typer.Typer, monkeypatch: pytest.MonkeyPatch) -> None:
-    scripted_llm(monkeypatch, [call("get_history"), final("You watched Clueless [9].", "9")])
+    scripted_llm(monkeypatch, [final("You watched Clueless.")])
     result = CliRunner().invoke(
         app, ["chat", "scifi", "--data-dir", str(world.settings.data_dir)],
         input="what did I watch last?\n/profile\n/bogus\n/reset\n/quit\n",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     screen = result.stderr
-    assert "tool get_history(): ok" in screen and "You watched Clueless [9]." in screen
-    assert "cited: [9] Clueless" in screen and "Profile version 1" in screen
+    assert "tool get_history(): ok (router)" in screen and "You watched Clueless." in screen
+    assert "cited: Clueless (1995)" in screen and "Profile version 1" in screen
     assert "unknown command /bogus" in screen and "conversation forgotten" in screen
 
 
 def test_an_answer_cut_off_at_max_tokens_is_closed_not_reasked(world: World) -> None:
-    cut = '{"tool":"final_answer","cited":["1"],"answer":"You like Alien and'
+    cut = '{"tool":"final_answer","answer":"You like Alien and'
     model = ScriptedChatModel(script=[call("get_profile"), cut])
     turn = session(world, model).ask("q")
     assert turn.answer == "You like Alien and..." and turn.truncated

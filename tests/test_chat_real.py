@@ -58,7 +58,7 @@ def assert_grounded(world: World, user: str, turn: dict[str, Any]) -> None:
     shown = {i for c in calls for i in c["item_ids"]}
     cited = {c["item_id"] for c in turn["cited"]}
     assert cited <= history_ids(world.record, user) | shown
-    assert turn["dropped_citations"] == [] and turn["error"] is None and turn["answer"]
+    assert turn["ungrounded_titles"] == [] and turn["error"] is None and turn["answer"]
 
 
 @pytest.mark.parametrize(

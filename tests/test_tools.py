@@ -3,10 +3,12 @@ user, short actionable errors, item ids remembered for citation checks."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import ToolMessage
+from pydantic import ValidationError
 
 from agent.embeddings import HashEmbedder
 from agent.store.chroma import open_client
@@ -15,7 +17,7 @@ from agent.store.profiles import ProfileStore
 from tests.recommend_data import World, build_world, history_ids
 from tools import user_tools
 from tools.context import ToolContext, ToolInputError
-from tools.registry import TOOLS, build_tools
+from tools.registry import TOOLS, ToolSpec, argument_models, build_tools
 
 
 @pytest.fixture
@@ -36,8 +38,8 @@ def call(ctx: ToolContext, name: str, **args: object) -> ToolMessage:
     return message
 
 
-def test_no_tool_takes_a_user_id() -> None:
-    for name, (_, schema, _) in TOOLS.items():
+def test_no_tool_takes_a_user_id(world: World) -> None:
+    for name, schema in argument_models(context(world).catalog).items():
         assert not any("user" in field for field in schema.model_fields), name
         assert schema.model_config.get("extra") == "forbid", name
 
@@ -51,8 +53,9 @@ def test_history_is_the_bound_users_only_and_paginates(world: World) -> None:
     assert set(second.artifact["item_ids"]) == history_ids(world.record, "scifi") - {"9", "6"}
     rated = call(ctx, "get_history", min_rating=5)
     assert set(rated.artifact["item_ids"]) == {"1", "2", "10"}
-    scifi = call(ctx, "get_history", category="sci-fi")
+    scifi = call(ctx, "get_history", category="Sci-Fi")
     assert set(scifi.artifact["item_ids"]) == {"1", "2", "7", "10"}
+    assert "Alien (1979) | Horror, Sci-Fi | rated 5" in scifi.text and "[1]" not in scifi.text
     assert set(ctx.surfaced) <= history_ids(world.record, "scifi")
 
 
@@ -66,13 +69,19 @@ def test_profile_search_recommend_explain_similar(world: World) -> None:
     ctx = context(world)
     profile = call(ctx, "get_profile")
     assert profile.status == "success" and "Profile version 1 of [1]" in profile.text
+    assert "Items rated 1-2 (disliked, 2 in all): Titanic (1997) rated 1" in profile.text
     assert set(profile.artifact["item_ids"]) <= history_ids(world.record, "scifi")
     found = call(ctx, "search_catalog", query="jaws")
-    assert found.artifact["item_ids"][0] == "11" and "[11] Jaws (1975)" in found.text
+    assert found.artifact["item_ids"][0] == "11" and "Jaws (1975)" in found.text
     picks = call(ctx, "recommend", k=3, exclude_category="Horror")
     assert picks.status == "success" and "Jaws" not in picks.text
-    explained = call(ctx, "explain_item", item="star wars")
+    nineties = call(ctx, "recommend", k=5, category="Drama", decade="1990s")
+    assert nineties.status == "success" and "Casablanca" not in nineties.text
+    like = call(ctx, "recommend", k=2, like="alien")
+    assert like.text.startswith("Unseen items that people who have Alien (1979)")
+    explained = call(ctx, "explain_item", item="STAR WARS (1977)")
     assert "Verdict:" in explained.text and explained.artifact["item_ids"][0] == "13"
+    assert "Aliens (1986) rated 5" in explained.text
     similar = call(ctx, "similar_users", n=2)
     assert "similar user 1" in similar.text
     assert not any(u in similar.text for u in ("crime", "injector", "pair"))
@@ -81,10 +90,10 @@ def test_profile_search_recommend_explain_similar(world: World) -> None:
 @pytest.mark.parametrize(
     ("name", "args", "expected"),
     [
-        ("get_history", {"category": "Westerns"}, "unknown category 'Westerns'; known: Action"),
-        ("explain_item", {"item": "No Such Film"}, "call search_catalog first"),
+        ("recommend", {"min_year": 1990, "max_year": 1980}, "no year is both"),
+        ("explain_item", {"item": "No Such Film"}, "no item titled 'No Such Film'; closest"),
+        ("explain_item", {"item": "Alienz"}, "closest titles: Alien (1979); Aliens (1986)"),
         ("get_profile", {"version": 7}, "no profile version 7; versions are [1]"),
-        ("recommend", {"category": "Opera"}, "Opera"),
         ("search_catalog", {"query": "  "}, "query is empty"),
     ],
 )
@@ -95,6 +104,24 @@ def test_tool_errors_are_short_messages_for_the_model(
     assert message.status == "error" and message.text.startswith("error: ")
     assert expected in message.text and "Traceback" not in message.text
     assert len(message.text) < 300
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "expected"),
+    [
+        ("get_history", {"category": "Westerns"}, "Input should be 'Action'"),
+        ("recommend", {"category": "Opera"}, "Input should be 'Action'"),
+        ("recommend", {"min_year": 1800}, "greater than or equal to 1942"),
+        ("recommend", {"decade": "1970"}, "'1940s', '1950s'"),
+        ("recommend", {"k": 50}, "less than or equal to 10"),
+    ],
+)
+def test_arguments_outside_the_catalog_fail_the_schema(
+    world: World, name: str, args: dict[str, object], expected: str
+) -> None:
+    """What the constrained decoder cannot produce; the native path gets the schema error."""
+    with pytest.raises(ValidationError, match=re.escape(expected)):
+        call(context(world), name, **args)
 
 
 def test_an_unprofiled_user_gets_an_actionable_message(world: World) -> None:
@@ -108,7 +135,8 @@ def test_an_unexpected_failure_is_not_swallowed(
     def broken(ctx: ToolContext, **kwargs: object) -> user_tools.ToolResult:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(TOOLS, "get_profile", (broken, *TOOLS["get_profile"][1:]))
+    spec = TOOLS["get_profile"]
+    monkeypatch.setitem(TOOLS, "get_profile", ToolSpec(broken, spec.description, spec.args))
     with pytest.raises(RuntimeError, match="disk on fire"):
         call(context(world), "get_profile")
 

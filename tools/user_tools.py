@@ -1,30 +1,35 @@
-"""The functions the chat agent may call: plain typed functions of (context, arguments).
+"""The tools about the user: their profile (with the ratings behind it), their history, and
+what they share with similar users. Plain typed functions of (context, arguments).
 
-Each returns a `ToolResult`: compact text for the model (item lines `[id] Title (year) | ...`,
-scrubbed like every other prompt text) plus the item ids it showed. A request that cannot be
-served raises `ToolInputError` with a message saying what to do instead. None of them calls
-the LLM: a chat turn on a CPU server cannot afford a re-rank inside a tool."""
+Each returns a `ToolResult`: compact text for the model that names items by title and year,
+never by id (a small model copies what it is shown: ids in the text came back as "(history
+items 95, 99)" in answers), plus the ids of the items it named, which the answer check holds
+the answer's titles to. A request that cannot be served raises `ToolInputError` with a message
+saying what to do instead. None of them calls the LLM."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
+from agent.profiles.claims import agrees, matching_ratings
+from agent.profiles.grounding import LexicalJudge
+from agent.profiles.sentiment import RatingScale, Side, sides_of
 from agent.profiles.similar import shared_categories, shared_interests
-from agent.recommend.context import history_line, item_line, profile_text, untrusted
-from agent.recommend.explain import Explainer
-from agent.recommend.filters import FilterError, ItemFilter
-from agent.recommend.service import NoProfileError, UnknownItemError, UnknownUserError
+from agent.reasons.evidence import ratings_of
+from agent.recommend.context import history_line, untrusted
+from agent.recommend.service import NoProfileError, UnknownUserError
 from agent.schemas import Interaction, Item
-from agent.schemas.profile import UserProfile
+from agent.schemas.profile import Interest, UserProfile
 from agent.store.profiles import ProfileStore
 from tools.context import ToolContext, ToolInputError
 
 MAX_PAGE = 20
-MAX_SEARCH = 10
-MAX_RECOMMEND = 10
 MAX_SIMILAR = 5
-MIN_TITLE_CHARS = 3
-"""A shorter title fragment (a model's placeholder such as 'X') matches too much."""
+SIDE_ITEMS = 8
+"""Liked and disliked items listed under the profile, each side."""
+CLAIM_ITEMS = 3
+"""Evidence titles shown per profile claim."""
 
 
 @dataclass
@@ -33,7 +38,7 @@ class ToolResult:
     item_ids: list[str] = field(default_factory=list)
 
 
-def _known(ctx: ToolContext) -> None:
+def known(ctx: ToolContext) -> None:
     """Fail with an actionable message when the bound user has no profile yet."""
     try:
         ctx.recommender.profile_of(ctx.user_id)
@@ -41,47 +46,104 @@ def _known(ctx: ToolContext) -> None:
         raise ToolInputError(str(err).strip("'\"")) from err
 
 
-def _shown(ctx: ToolContext, result: ToolResult) -> ToolResult:
+def shown(ctx: ToolContext, result: ToolResult) -> ToolResult:
     ctx.surface(result.item_ids)
     return result
+
+
+def rated(ctx: ToolContext, item_id: str, ratings: dict[str, float]) -> str:
+    """`Title (year) rated 5`, or the title alone for an unrated item."""
+    rating = ratings.get(item_id)
+    name = untrusted(ctx.catalog.name(item_id))
+    return f"{name} rated {rating:g}" if rating is not None else name
 
 
 # -- profile -------------------------------------------------------------------------------
 
 
 def get_profile(ctx: ToolContext, version: int | None = None) -> ToolResult:
-    """The user's profile (latest, or an older version), with the evidence item ids."""
+    """The profile's claims with the ratings behind them, and the user's liked and disliked
+    items from the ratings themselves. A claim the whole history contradicts is left out
+    (and counted): the ratings are the record, the profile an LLM's reading of it."""
     store = ProfileStore(ctx.recommender.record)
     versions = [v.version for v in store.versions(ctx.user_id)]
     if not versions:
-        _known(ctx)
+        known(ctx)
     if version is not None and version not in versions:
         raise ToolInputError(f"no profile version {version}; versions are {versions}")
     profile = store.get(ctx.user_id, version)
     if profile is None:  # deleted between the two reads
         raise ToolInputError("the profile is gone; ask the user to run `personae profile`")
-    return _shown(ctx, _profile_result(profile, versions))
+    return shown(ctx, profile_result(ctx, profile, versions))
 
 
-def _profile_result(profile: UserProfile, versions: list[int]) -> ToolResult:
-    evidence: list[str] = []
+def profile_result(ctx: ToolContext, profile: UserProfile, versions: list[int]) -> ToolResult:
+    history = ctx.history()
+    ratings = ratings_of(history)
+    items = ctx.recommender.items(list(ratings))
     lines = [f"Profile version {profile.provenance.version} of {versions}"]
-    lines.append(profile_text(profile))
-    for interest in profile.interests:
-        ids = [untrusted(e, 40) for e in interest.evidence]
-        evidence += interest.evidence
-        lines.append(f"- likes {untrusted(interest.topic, 40)}: items {', '.join(ids)}")
-    for dislike in profile.dislikes:
-        evidence += dislike.evidence
-        lines.append(
-            f"- dislikes {untrusted(dislike.topic, 40)}: items {', '.join(dislike.evidence)}"
-        )
+    lines.append(f"Summary: {untrusted(profile.summary, 320)}")
+    ids: list[str] = []
+    left_out = 0
+    for liked, label, claims in ((True, "Likes", profile.interests),
+                                 (False, "Dislikes", profile.dislikes)):  # fmt: skip
+        for claim in claims:
+            if contradicted(claim, liked, ratings, items):
+                left_out += 1
+                continue
+            evidence = [e for e in claim.evidence if e in ctx.catalog.items][:CLAIM_ITEMS]
+            ids += evidence
+            named = "; ".join(rated(ctx, e, ratings) for e in evidence)
+            lines.append(f"{label} {untrusted(claim.topic, 40)}: {named or '-'}")
+    if left_out:
+        lines.append(f"({left_out} profile claim(s) left out: the user's ratings contradict them)")
+    side_lines, side_ids = side_items(ctx, history)
+    lines += side_lines + category_lines(profile)
+    return ToolResult("\n".join(lines), list(dict.fromkeys(ids + side_ids)))
+
+
+def contradicted(
+    claim: Interest, liked: bool, ratings: dict[str, float], items: dict[str, Item]
+) -> bool:
+    """The claims check (`agent.profiles.claims`) on the whole history: 3+ rated items match
+    the topic and their mean is on the other side of the user's mean."""
+    if not ratings:
+        return False
+    matches = matching_ratings(claim.topic, ratings, items, LexicalJudge())
+    if len(matches) < 3:
+        return False
+    return not agrees(matches, statistics.fmean(ratings.values()), liked)
+
+
+def side_items(ctx: ToolContext, history: list[Interaction]) -> tuple[list[str], list[str]]:
+    """The user's liked items (best first) and disliked items (worst first), by the same sides
+    the profile checks use (`agent.profiles.sentiment`)."""
+    scale = RatingScale.of(history)
+    sides = sides_of(history)
+    ratings = ratings_of(history)
+    recent = {e.item_id: n for n, e in enumerate(history)}
+    lines, ids = [], []
+    order: tuple[tuple[Side, int], ...] = (("liked", -1), ("disliked", 1))
+    for side, sign in order:
+        on_side = [i for i, s in sides.items() if s == side]
+        picked = sorted(on_side, key=lambda i: (sign * ratings.get(i, 0.0), -recent[i]))
+        picked = picked[:SIDE_ITEMS]
+        total = sum(s == side for s in sides.values())
+        named = "; ".join(rated(ctx, i, ratings) for i in picked) or "none"
+        lines.append(f"Items {scale.describe(side)} ({side}, {total} in all): {named}")
+        ids += picked
+    return lines, ids
+
+
+def category_lines(profile: UserProfile) -> list[str]:
     facts = profile.facts
-    if facts.top_categories:
-        shares = ", ".join(f"{c.category} {c.share:.0%}" for c in facts.top_categories[:4])
-        lines.append(f"Top categories: {shares}")
-    lines.append(f"Events: {facts.event_count}, mean rating: {facts.rating_mean or '-'}")
-    return ToolResult("\n".join(lines), list(dict.fromkeys(evidence)))
+    lines = []
+    if facts.category_ratings:
+        ordered = sorted(facts.category_ratings, key=lambda c: -c.mean)
+        means = ", ".join(f"{c.name} {c.mean:.1f} ({c.count})" for c in ordered)
+        lines.append(f"Mean rating per category, highest first: {means}")
+    lines.append(f"Ratings: {facts.rated_count}, mean {facts.rating_mean or '-'}")
+    return lines
 
 
 # -- history -------------------------------------------------------------------------------
@@ -91,138 +153,38 @@ def get_history(
     ctx: ToolContext,
     category: str | None = None,
     min_rating: float | None = None,
+    max_rating: float | None = None,
     offset: int = 0,
     limit: int = 10,
 ) -> ToolResult:
     """The user's history, most recent first, filtered by category and rating, paginated."""
-    rec = ctx.recommender
-    events = list(reversed(rec.record.history(ctx.user_id)))
+    events = list(reversed(ctx.history()))
     if not events:
-        _known(ctx)
+        known(ctx)
         return ToolResult("The user has no history yet.")
-    items = rec.items([e.item_id for e in events])
+    items = ctx.recommender.items([e.item_id for e in events])
     if category:
-        wanted = _category(ctx, category)
-        events = [e for e in events if wanted in _categories(items.get(e.item_id))]
+        events = [e for e in events if category in _categories(items.get(e.item_id))]
     if min_rating is not None:
         events = [e for e in events if e.rating is not None and e.rating >= min_rating]
+    if max_rating is not None:
+        events = [e for e in events if e.rating is not None and e.rating <= max_rating]
     limit = max(1, min(limit, MAX_PAGE))
     page = events[max(0, offset) : max(0, offset) + limit]
     head = f"{len(events)} matching events; showing {offset + 1}-{offset + len(page)}"
     if not page:
         head = f"{len(events)} matching events; none at offset {offset}"
     lines = [head, *(_event_line(e, items) for e in page)]
-    return _shown(ctx, ToolResult("\n".join(lines), [e.item_id for e in page]))
+    return shown(ctx, ToolResult("\n".join(lines), [e.item_id for e in page]))
 
 
 def _event_line(event: Interaction, items: dict[str, Item]) -> str:
-    return f"{history_line(event, items.get(event.item_id))} | {event.timestamp.date()}"
+    line = history_line(event, items.get(event.item_id), with_id=False)
+    return f"{line} | {event.timestamp.date()}"
 
 
 def _categories(item: Item | None) -> set[str]:
-    return {c.casefold() for c in item.categories} if item else set()
-
-
-def _category(ctx: ToolContext, name: str) -> str:
-    """The category in the catalog's own spelling, case-folded; an unknown one is an error
-    that lists some that exist."""
-    known = sorted({c for m in ctx.recommender.item_meta.values() for c in m.categories})
-    folded = {c.casefold(): c for c in known}
-    if name.strip().casefold() not in folded:
-        raise ToolInputError(f"unknown category {name!r}; known: {', '.join(known[:20])}")
-    return name.strip().casefold()
-
-
-# -- catalog -------------------------------------------------------------------------------
-
-
-def search_catalog(ctx: ToolContext, query: str, limit: int = 5) -> ToolResult:
-    """Items whose title contains the query, then the nearest items by meaning."""
-    if not query.strip():
-        raise ToolInputError("query is empty; pass a title or a few words")
-    rec = ctx.recommender
-    limit = max(1, min(limit, MAX_SEARCH))
-    ids = rec.record.item_ids_by_title(query, limit)
-    if len(ids) < limit:
-        hits = rec.index.query(query, n=limit)
-        ids += [h.item_id for h in hits if h.item_id not in ids][: limit - len(ids)]
-    items = rec.items(ids)
-    seen = {e.item_id for e in rec.record.history(ctx.user_id)}
-    lines = [
-        item_line(items[i]) + (" | the user has it" if i in seen else "") for i in ids if i in items
-    ]
-    if not lines:
-        return ToolResult(f"nothing in the catalog matches {query!r}")
-    return _shown(ctx, ToolResult("\n".join(lines), [i for i in ids if i in items]))
-
-
-def resolve_item(ctx: ToolContext, item: str) -> str:
-    """An item id from an id or a title the model wrote."""
-    text = item.strip().strip("[]").strip()
-    if not text:
-        raise ToolInputError("item is empty; pass an item id or title")
-    record = ctx.recommender.record
-    if record.get_item(text) is not None:
-        return text
-    found = record.item_ids_by_title(text, 1) if len(text) >= MIN_TITLE_CHARS else []
-    if not found:
-        raise ToolInputError(f"no item with id or title {item!r}; call search_catalog first")
-    return found[0]
-
-
-# -- recommend and explain -----------------------------------------------------------------
-
-
-def recommend(
-    ctx: ToolContext,
-    k: int = 5,
-    category: str | None = None,
-    exclude_category: str | None = None,
-    min_year: int | None = None,
-    max_year: int | None = None,
-) -> ToolResult:
-    """Unseen items for the user, with the retrieval reasons (no LLM re-rank)."""
-    rec = ctx.recommender
-    specs = [f"category={category}"] if category else []
-    specs += [f"category!={exclude_category}"] if exclude_category else []
-    specs += [f"year>={min_year}"] if min_year is not None else []
-    specs += [f"year<={max_year}"] if max_year is not None else []
-    try:
-        filters = rec.parse_filters(specs)
-        result = rec.recommend(
-            ctx.user_id, max(1, min(k, MAX_RECOMMEND)), filters, rerank_with_llm=False
-        )
-    except (FilterError, NoProfileError, UnknownUserError) as err:
-        raise ToolInputError(str(err).strip("'\"")) from err
-    if not result.items:
-        return ToolResult("no unseen items pass these filters; try fewer filters")
-    lines, ids = [], []
-    for r in result.items:
-        cited = f" (because of {', '.join(r.cited)})" if r.cited else ""
-        item = Item(item_id=r.item_id, title=r.title, year=r.year, categories=r.categories)
-        lines.append(f"{r.rank}. {item_line(item)} | {untrusted(r.reason, 200)}{cited}")
-        ids += [r.item_id, *r.cited]
-    return _shown(ctx, ToolResult("\n".join(lines), ids))
-
-
-def explain_item(ctx: ToolContext, item: str) -> ToolResult:
-    """Why one item is or is not recommended to the user: computed facts, no LLM. The drivers
-    are `agent.reasons.evidence`'s, the ones `recommend`'s reasons cite."""
-    rec = ctx.recommender
-    item_id = resolve_item(ctx, item)
-    try:
-        explained = Explainer(rec).explain(ctx.user_id, item_id, k=10, filters=ItemFilter())
-    except (NoProfileError, UnknownUserError, UnknownItemError) as err:
-        raise ToolInputError(str(err).strip("'\"")) from err
-    cited = f" (history items {', '.join(explained.cited)})" if explained.cited else ""
-    lines = [
-        item_line(rec.item(item_id)),
-        f"Verdict: {explained.verdict}",
-        f"Reason: {untrusted(explained.reason, 240)}{cited}",
-        *(f"- {fact}" for fact in explained.facts),
-    ]
-    drivers = explained.evidence.top_ids() if explained.evidence is not None else []
-    return _shown(ctx, ToolResult("\n".join(lines), [item_id, *explained.cited, *drivers]))
+    return set(item.categories) if item else set()
 
 
 # -- similar users -------------------------------------------------------------------------
@@ -236,7 +198,7 @@ def similar_users(ctx: ToolContext, n: int = 3) -> ToolResult:
     store = ProfileStore(ctx.recommender.record)
     profile = store.get(ctx.user_id)
     if profile is None:
-        _known(ctx)
+        known(ctx)
         raise ToolInputError("the user has no profile yet")
     index = ctx.profile_index
     if index.embedding(ctx.user_id) is None:

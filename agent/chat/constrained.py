@@ -5,19 +5,22 @@ On the vLLM CPU server, SmolLM2 with `--tool-call-parser` answered `required`/na
 every time (design.md, "Runtime"). So `ConstrainedToolChatModel` wraps a plain chat model:
 the tool list is in the system prompt, each reply is decoded against a JSON schema whose
 alternatives (`anyOf`) are one per tool (its name as a `const`, its argument schema) plus a
-final answer whose citations are an enum of citable item ids, and the parsed reply becomes a
-LangChain `AIMessage` with `tool_calls`. `langchain.agents.create_agent` runs the loop as it
+final answer (its text only: the titles it names are checked after decoding, by
+`agent.chat.answer_check`), and the parsed reply becomes a LangChain `AIMessage` with
+`tool_calls`. `langchain.agents.create_agent` runs the loop as it
 would for a native tool-calling model.
 
 The step bound is in the schema too: the first reply of a turn must be a tool call (answers
-are looked up, not guessed), and after `max_steps` tool calls only the final answer is left."""
+are looked up, not guessed), and after `max_steps` tool calls only the final answer is left.
+After calls the router made (`agent.chat.router`, marked `routed` on the message), only the
+final answer is offered: the question's tools have run, what is left is to word the answer."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import openai
@@ -38,12 +41,11 @@ from agent.prompts import load_prompt
 from agent.runtime.structured import GRAMMAR_UNFRIENDLY, to_langchain, truncated_reply
 
 FINAL = "final_answer"
-MAX_CITED = 4
+ROUTED = "routed"
+"""`additional_kwargs` key of a tool call the router made, not the model."""
 ANSWER_CHARS = 240
 """maxLength of the answer text: ends a small model's runaway answer inside the grammar
 (a bound costs grammar compile time per character, so it stays small)."""
-MAX_CITABLE = 60
-"""Enum size bound for citations (the most relevant ids: shown by tools, then recent history)."""
 
 
 class ChatReplyError(RuntimeError):
@@ -80,34 +82,34 @@ def tool_alternative(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def final_alternative(citable: Sequence[str]) -> dict[str, Any]:
-    ids = list(dict.fromkeys(citable))[:MAX_CITABLE]
-    items: dict[str, Any] = {"enum": ids} if ids else {"type": "string"}
-    cited = {"type": "array", "items": items, "maxItems": MAX_CITED if ids else 0}
-    if ids:  # an answer cites what it relies on; the small model otherwise always cites []
-        cited["minItems"] = 1
+def final_alternative() -> dict[str, Any]:
     return {
         "type": "object",
-        # cited before answer: a reply cut off at max_tokens is cut in the answer text, and
-        # `salvage` can close it (the small model often writes until the limit)
         "properties": {
             "tool": {"const": FINAL},
-            "cited": cited,
             "answer": {"type": "string", "maxLength": ANSWER_CHARS},
         },
-        "required": ["tool", "cited", "answer"],
+        "required": ["tool", "answer"],
         "additionalProperties": False,
     }
 
 
-def step_schema(
-    specs: Sequence[dict[str, Any]], allow_final: bool, citable: Sequence[str]
-) -> dict[str, Any]:
+def step_schema(specs: Sequence[dict[str, Any]], allow_final: bool) -> dict[str, Any]:
     """One reply: a call of one of `specs`, or (when allowed) the final answer."""
     alternatives = [tool_alternative(s) for s in specs]
     if allow_final or not alternatives:
-        alternatives.append(final_alternative(citable))
+        alternatives.append(final_alternative())
     return alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
+
+
+def routed_turn(messages: Sequence[BaseMessage]) -> bool:
+    """The router made tool calls since the user's last question."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return False
+        if isinstance(message, AIMessage) and message.additional_kwargs.get(ROUTED):
+            return True
+    return False
 
 
 def tool_steps(messages: Sequence[BaseMessage]) -> int:
@@ -140,12 +142,10 @@ def plain_messages(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
         if isinstance(m, ToolMessage):
             plain.append(HumanMessage(content=f"Result of {m.name}:\n{m.text}"))
         elif isinstance(m, AIMessage) and m.tool_calls:
-            call = m.tool_calls[0]
-            plain.append(AIMessage(content=_compact({"tool": call["name"], "args": call["args"]})))
+            calls = [{"tool": c["name"], "args": c["args"]} for c in m.tool_calls]
+            plain += [AIMessage(content=_compact(call)) for call in calls]
         elif isinstance(m, AIMessage):
-            cited = list(m.additional_kwargs.get("cited", []))
-            reply = {"tool": FINAL, "cited": cited, "answer": m.text}
-            plain.append(AIMessage(content=_compact(reply)))
+            plain.append(AIMessage(content=_compact({"tool": FINAL, "answer": m.text})))
         elif isinstance(m, SystemMessage | HumanMessage):
             plain.append(m)
         else:
@@ -168,8 +168,6 @@ class ConstrainedToolChatModel(BaseChatModel):
     """Each tool at most once per turn: small models otherwise repeat the same call until
     the step limit (seen with SmolLM2: three identical calls in a row)."""
     max_reasks: int = 1
-    citable: Callable[[], list[str]] | None = None
-    """Item ids the final answer may cite, asked for at each final-answer step."""
     tool_specs: list[dict[str, Any]] = []
 
     @property
@@ -188,10 +186,9 @@ class ConstrainedToolChatModel(BaseChatModel):
         steps = tool_steps(messages)
         called = called_tools(messages) if self.once_per_turn else set()
         specs = [s for s in self.tool_specs if s["name"] not in called]
-        specs = specs if steps < self.max_steps else []
+        specs = specs if steps < self.max_steps and not routed_turn(messages) else []
         allow_final = not (self.tool_first and steps == 0 and specs)
-        citable = self.citable() if self.citable is not None and allow_final else []
-        return step_schema(specs, allow_final, citable)
+        return step_schema(specs, allow_final)
 
     def _generate(
         self,
@@ -236,10 +233,10 @@ class ConstrainedToolChatModel(BaseChatModel):
         if not isinstance(data, dict) or data.get("tool") not in names:
             return None, f'"tool" must be one of {sorted(names)}'
         if data["tool"] == FINAL:
-            answer, cited = data.get("answer"), data.get("cited", [])
-            if not isinstance(answer, str) or not isinstance(cited, list):
-                return None, '"answer" must be text and "cited" a list of ids'
-            extra = {"cited": cited, "truncated": bool(data.get("truncated"))}
+            answer = data.get("answer")
+            if not isinstance(answer, str):
+                return None, '"answer" must be text'
+            extra = {"truncated": bool(data.get("truncated"))}
             return AIMessage(content=answer.strip(), additional_kwargs=extra), ""
         args = data.get("args")
         if not isinstance(args, dict):
@@ -250,12 +247,12 @@ class ConstrainedToolChatModel(BaseChatModel):
         ), ""
 
 
-_OPEN_ANSWER = re.compile(r'^\{"tool":"final_answer","cited":\[[^\]]*\],"answer":"')
+_OPEN_ANSWER = re.compile(r'^\{\s*"tool"\s*:\s*"final_answer"\s*,\s*"answer"\s*:\s*"')
 
 
 def salvage(raw: str) -> dict[str, Any] | None:
-    """A final answer cut off inside its text, closed with an ellipsis (None otherwise).
-    The citations before it were decoded whole; re-asking would only cut it off again."""
+    """A final answer cut off inside its text, closed with an ellipsis (None otherwise):
+    re-asking would only cut it off again."""
     if not _OPEN_ANSWER.match(raw):
         return None
     text = raw[:-1] if raw.endswith("\\") and not raw.endswith("\\\\") else raw

@@ -1,95 +1,84 @@
 """A chat session about ONE user: a LangChain agent (`create_agent`) over the tools bound to
-that user, a versioned system prompt, bounded steps, and answers whose citations are checked.
+that user, a versioned system prompt, bounded steps, and answers checked against what the
+tools returned.
+
+A turn: the router (`agent.chat.router`) makes the tool calls the question obviously needs;
+otherwise the model picks them. The model writes the answer. `agent.chat.answer_check` holds
+it to the tool results of this turn (titles) and to the user's ratings (likes, dislikes); an
+answer that fails is re-asked once with the reasons, and if it fails again it is replaced by
+a plain rendering of the tool results. The `Turn` records all of it.
 
 Two tool-calling paths, chosen by `Settings.chat_tool_calling`:
 - constrained (default): `ConstrainedToolChatModel` decodes every reply against a JSON schema
   of the tools' arguments plus a final answer; valid by construction, for small models.
 - native: the chat model's own `bind_tools` (vLLM with `--tool-call-parser`), for big models
-  whose chat template supports tools.
-
-A citation counts only if it is an item of this user's history or an item this session's
-tools showed; anything else is dropped and reported in `Turn.dropped_citations`."""
+  whose chat template supports tools."""
 
 from __future__ import annotations
 
-import re
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain.agents import create_agent
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langgraph.errors import GraphRecursionError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel
 
-from agent.chat.constrained import ChatReplyError, ConstrainedToolChatModel
+from agent.chat.answer_check import AnswerCheck, UserRatings, check_answer
+from agent.chat.constrained import ROUTED, ChatReplyError, ConstrainedToolChatModel
+from agent.chat.router import route
+from agent.chat.turn import (
+    CitedItem,
+    Turn,
+    plain_rendering,
+    shown_ids,
+    tool_records,
+)
 from agent.config import Settings
-from agent.prompts import PromptRef, load_prompt
+from agent.prompts import load_prompt
+from agent.runtime.structured import to_langchain
 from tools.context import ToolContext
-from tools.registry import TOOLS, build_tools
+from tools.registry import argument_models, build_tools
 
-_BRACKETED = re.compile(r"\[([^\[\]\s,]{1,64})\]")
-RESULT_CHARS = 600
-"""Tool result text kept in a `Turn` (the model saw all of it)."""
+Stop = Literal["step_limit"] | None
 
 
-class ToolCallRecord(BaseModel):
-    name: str
-    args: dict[str, Any]
-    valid: bool
-    """A known tool with arguments that validate against its schema."""
-    ok: bool
-    """The tool ran and returned a result (not an error message)."""
-    result: str
-    item_ids: list[str] = Field(default_factory=list)
-
-
-class CitedItem(BaseModel):
-    item_id: str
-    title: str
-
-
-class Turn(BaseModel):
-    user_id: str
-    question: str
-    answer: str
-    cited: list[CitedItem]
-    dropped_citations: list[str]
-    tool_calls: list[ToolCallRecord]
-    model_calls: int
-    latency_s: float
-    tokens_in: int
-    tokens_out: int
-    truncated: bool = False
-    """The answer was cut off at `chat_max_tokens` (and closed with an ellipsis)."""
-    stopped: Literal["step_limit"] | None = None
-    error: str | None = None
-    mode: str
-    prompt: PromptRef
-
-
-def signature(name: str) -> str:
+def signature(model: type[BaseModel]) -> str:
     """`a, b?` for the prompt's tool list (`?`: optional)."""
-    fields = TOOLS[name][1].model_fields
+    fields = model.model_fields
     return ", ".join(f + ("" if info.is_required() else "?") for f, info in fields.items())
 
 
 class ChatSession:
-    def __init__(self, settings: Settings, ctx: ToolContext, chat_model: BaseChatModel) -> None:
+    def __init__(
+        self, settings: Settings, ctx: ToolContext, chat_model: BaseChatModel, router: bool = True
+    ) -> None:
         self.settings = settings
         self.ctx = ctx
         self.mode = settings.chat_tool_calling
-        tools = build_tools(ctx)
+        self.use_router = router
+        self.models = argument_models(ctx.catalog)
+        self.tools = {t.name: t for t in build_tools(ctx)}
         listed = [
-            {"name": t.name, "description": t.description, "signature": signature(t.name)}
-            for t in tools
+            {"name": t.name, "description": t.description, "signature": signature(self.models[n])}
+            for n, t in self.tools.items()
         ]
         rendered = load_prompt("chat").render(tools=listed if self.mode == "constrained" else [])
         self.prompt = rendered.ref
+        self.model = self._model(chat_model)
         self.agent = create_agent(
-            self._model(chat_model), tools, system_prompt=rendered.messages[0].content
+            self.model, list(self.tools.values()), system_prompt=rendered.messages[0].content
         )
+        self.system = rendered.messages[0].content
         self.recursion_limit = 2 * settings.chat_max_steps + 2
         """Backstop for the native path (the constrained path ends itself): model and tool
         nodes are one graph step each, so this allows max_steps tool rounds and an answer."""
@@ -106,84 +95,137 @@ class ChatSession:
             max_tokens=s.chat_max_tokens,
             max_steps=s.chat_max_steps,
             max_reasks=s.chat_max_reasks,
-            citable=self.citable,
         )
-
-    def citable(self) -> list[str]:
-        """Ids an answer may cite: what the tools showed (latest first), then the history."""
-        return list(dict.fromkeys([*reversed(self.ctx.surfaced), *self.ctx.history_ids()]))
 
     def reset(self) -> None:
         self.messages = []
 
+    # -- a turn -----------------------------------------------------------------------------
+
+    def routed_calls(self, question: str) -> list[BaseMessage]:
+        """The router's calls, run: one tool-calling message and its result per call."""
+        if not self.use_router:
+            return []
+        messages: list[BaseMessage] = []
+        for call in route(question, self.ctx.catalog):
+            call_id = f"route_{uuid.uuid4().hex[:12]}"
+            tool_call = {"name": call.name, "args": call.args, "id": call_id, "type": "tool_call"}
+            messages.append(AIMessage(content="", tool_calls=[tool_call],
+                                      additional_kwargs={ROUTED: True}))  # fmt: skip
+            result = self.tools[call.name].invoke(tool_call)
+            assert isinstance(result, ToolMessage)
+            messages.append(result)
+        return messages
+
     def ask(self, question: str) -> Turn:
         started = time.monotonic()
-        inputs = [*self.messages, HumanMessage(content=question)]
-        messages: list[BaseMessage] = inputs
-        stopped: Literal["step_limit"] | None = None
-        error = None
-        config: Any = {"recursion_limit": self.recursion_limit}
-        payload: Any = {"messages": inputs}
-        try:
-            for state in self.agent.stream(payload, config, stream_mode="values"):
-                messages = list(state["messages"])
-        except GraphRecursionError:
-            stopped = "step_limit"
-        except ChatReplyError as err:
-            error = str(err)
+        inputs: list[BaseMessage] = [*self.messages, HumanMessage(content=question)]
+        routed = self.routed_calls(question)
+        messages, stopped, error = self._run([*inputs, *routed])
         new = messages[len(inputs) :]
         answer_msg = _final(new) if stopped is None and error is None else None
+        turn = self._turn(question, new, answer_msg, stopped, error)
+        turn.routed = bool(routed)
         if answer_msg is not None:
-            self.messages = _last_turns(messages, self.settings.chat_context_turns)
-        return self._turn(question, new, answer_msg, stopped, error, time.monotonic() - started)
+            answer_msg = self._verify(turn, [*inputs, *new], new)
+            self.messages = _last_turns([*messages[:-1], answer_msg], self._turns_kept)
+        turn.latency_s = round(time.monotonic() - started, 3)
+        return turn
+
+    @property
+    def _turns_kept(self) -> int:
+        return self.settings.chat_context_turns
+
+    def _run(self, payload: list[BaseMessage]) -> tuple[list[BaseMessage], Stop, str | None]:
+        messages = payload
+        config: Any = {"recursion_limit": self.recursion_limit}
+        state_in: Any = {"messages": payload}
+        try:
+            for state in self.agent.stream(state_in, config, stream_mode="values"):
+                messages = list(state["messages"])
+        except GraphRecursionError:
+            return messages, "step_limit", None
+        except ChatReplyError as err:
+            return messages, None, str(err)
+        return messages, None, None
 
     def _turn(
         self,
         question: str,
         new: list[BaseMessage],
         answer_msg: AIMessage | None,
-        stopped: Literal["step_limit"] | None,
+        stopped: Stop,
         error: str | None,
-        latency: float,
     ) -> Turn:
-        asked = [m for m in new if isinstance(m, AIMessage)]
-        usage: list[Any] = [m.usage_metadata or {} for m in asked]
+        asked = [m for m in new if isinstance(m, AIMessage) and not m.additional_kwargs.get(ROUTED)]
         answer = answer_msg.text.strip() if answer_msg is not None else ""
         if stopped:
             answer = f"(no answer within {self.settings.chat_max_steps} tool steps)"
-        cited, dropped = self.check_citations(self._claimed(answer_msg))
-        return Turn(
+        turn = Turn(
             user_id=self.ctx.user_id,
             question=question,
             answer=answer,
-            cited=cited,
-            dropped_citations=dropped,
-            tool_calls=tool_records(new),
+            cited=[],
+            tool_calls=tool_records(new, self.models),
             model_calls=len(asked),
-            latency_s=round(latency, 3),
-            tokens_in=sum(int(u.get("input_tokens", 0)) for u in usage),
-            tokens_out=sum(int(u.get("output_tokens", 0)) for u in usage),
+            latency_s=0.0,
+            tokens_in=0,
+            tokens_out=0,
             truncated=bool(answer_msg and answer_msg.additional_kwargs.get("truncated")),
             stopped=stopped,
             error=error,
             mode=self.mode,
             prompt=self.prompt,
         )
+        _add_usage(turn, asked)
+        return turn
 
-    def _claimed(self, answer_msg: AIMessage | None) -> list[str]:
-        if answer_msg is None:
-            return []
-        if "cited" in answer_msg.additional_kwargs:
-            return [str(c) for c in answer_msg.additional_kwargs["cited"]]
-        return _BRACKETED.findall(answer_msg.text)
+    # -- the answer check -------------------------------------------------------------------
 
-    def check_citations(self, claimed: Sequence[str]) -> tuple[list[CitedItem], list[str]]:
-        """Keep citations of this user's items (history, or shown by the tools)."""
-        allowed = set(self.ctx.history_ids()) | set(self.ctx.surfaced)
-        items = self.ctx.recommender.items([c for c in claimed if c in allowed])
-        kept = [CitedItem(item_id=i, title=it.title) for i, it in items.items()]
-        dropped = [c for c in dict.fromkeys(claimed) if c not in items]
-        return kept, dropped
+    def check(self, answer: str, new: list[BaseMessage]) -> AnswerCheck:
+        history = self.ctx.history()
+        items = self.ctx.recommender.items([e.item_id for e in history])
+        return check_answer(answer, self.ctx.catalog, shown_ids(new), UserRatings(history, items))
+
+    def _verify(self, turn: Turn, talk: list[BaseMessage], new: list[BaseMessage]) -> AIMessage:
+        """Check the answer; re-ask once, then replace. Returns the answer message kept."""
+        check = self.check(turn.answer, new)
+        if not check.ok:
+            turn.first_answer, turn.first_check, turn.reasked = turn.answer, check, True
+            retry = self._reask(turn, talk, check)
+            if retry is not None:
+                turn.answer = retry.text.strip()
+                turn.truncated = bool(retry.additional_kwargs.get("truncated"))
+                check = self.check(turn.answer, new)
+        turn.check = check
+        if not check.ok:
+            turn.answer, turn.replaced, turn.truncated = plain_rendering(new), True, False
+        final = self.check(turn.answer, new) if turn.replaced else check
+        names = self.ctx.catalog
+        turn.cited = [CitedItem(item_id=i, title=names.name(i)) for i in final.cited]
+        turn.ungrounded_titles = final.ungrounded
+        return AIMessage(content=turn.answer)
+
+    def _reask(self, turn: Turn, talk: list[BaseMessage], check: AnswerCheck) -> AIMessage | None:
+        """The model's second answer, with the problems of its first; None if unparsable."""
+        recheck = load_prompt("chat_recheck").render(problems=check.problems())
+        messages = [SystemMessage(content=self.system), *talk, *to_langchain(recheck.messages)]
+        try:
+            reply = self.model.invoke(messages)
+        except ChatReplyError:
+            return None
+        turn.model_calls += 1
+        _add_usage(turn, [reply])
+        if not isinstance(reply, AIMessage) or reply.tool_calls:
+            return None
+        return reply
+
+
+def _add_usage(turn: Turn, asked: Sequence[BaseMessage]) -> None:
+    for message in asked:
+        usage: Any = getattr(message, "usage_metadata", None) or {}
+        turn.tokens_in += int(usage.get("input_tokens", 0))
+        turn.tokens_out += int(usage.get("output_tokens", 0))
 
 
 def _final(new: list[BaseMessage]) -> AIMessage | None:
@@ -194,35 +236,3 @@ def _final(new: list[BaseMessage]) -> AIMessage | None:
 def _last_turns(messages: list[BaseMessage], turns: int) -> list[BaseMessage]:
     starts = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
     return messages[starts[-turns] :] if len(starts) > turns else messages
-
-
-def tool_records(new: list[BaseMessage]) -> list[ToolCallRecord]:
-    results = {m.tool_call_id: m for m in new if isinstance(m, ToolMessage)}
-    records = []
-    for message in new:
-        if not isinstance(message, AIMessage):
-            continue
-        for call in message.tool_calls:
-            result = results.get(call["id"] or "")
-            artifact = result.artifact if result is not None else None
-            records.append(
-                ToolCallRecord(
-                    name=call["name"],
-                    args=call["args"],
-                    valid=valid_call(call["name"], call["args"]),
-                    ok=result is not None and result.status != "error",
-                    result=result.text[:RESULT_CHARS] if result is not None else "",
-                    item_ids=list((artifact or {}).get("item_ids", [])),
-                )
-            )
-    return records
-
-
-def valid_call(name: str, args: dict[str, Any]) -> bool:
-    if name not in TOOLS:
-        return False
-    try:
-        TOOLS[name][1].model_validate(args)
-    except ValidationError:
-        return False
-    return True

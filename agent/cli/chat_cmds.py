@@ -152,16 +152,21 @@ def show_turn(turn: Turn) -> None:
     for call in turn.tool_calls:
         args = ", ".join(f"{k}={v!r}" for k, v in call.args.items())
         status = "ok" if call.ok else ("invalid" if not call.valid else "error")
-        console.print(f"[dim]tool {call.name}({escape(args)}): {status}[/]")
+        routed = " (router)" if call.routed else ""
+        console.print(f"[dim]tool {call.name}({escape(args)}): {status}{routed}[/]")
     if turn.error:
         console.print(f"[bold red]error:[/] {escape(turn.error)}")
         return
     console.print(f"[bold]personae>[/] {escape(turn.answer)}", highlight=False)
     if turn.cited:
-        cited = "; ".join(f"[{c.item_id}] {c.title}" for c in turn.cited)
+        cited = "; ".join(c.title for c in turn.cited)
         console.print(f"cited: {cited}", markup=False, highlight=False)
-    if turn.dropped_citations:
-        console.print(f"[yellow]dropped citations (not your items): {turn.dropped_citations}[/]")
+    if turn.replaced and turn.check is not None:
+        problems = "; ".join(turn.check.problems())
+        console.print(f"[yellow]the model's answer was replaced by the tool results: "
+                      f"{escape(problems)}[/]")  # fmt: skip
+    elif turn.reasked:
+        console.print("[dim]re-asked once: the first answer did not match the tool results[/]")
     console.print(f"[dim]{turn.latency_s:.1f} s, {turn.model_calls} model call(s)[/]")
 
 

@@ -1,0 +1,120 @@
+"""Model-free parts of the chat: the catalog's title lookup, the router, the answer check."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.chat.answer_check import UserRatings, check_answer
+from agent.chat.router import route
+from agent.schemas import Item
+from tests.profile_data import event
+from tools.catalog import Catalog
+from tools.errors import ToolInputError
+
+CATALOG = Catalog.of([
+    Item(item_id="423", title="E.T. the Extra-Terrestrial", year=1982, categories=["Sci-Fi"]),
+    Item(item_id="12", title="Usual Suspects, The", year=1995, categories=["Crime"]),
+    Item(item_id="11", title="Seven (Se7en)", year=1995, categories=["Crime", "Thriller"]),
+    Item(item_id="1", title="Sabrina", year=1954, categories=["Comedy", "Romance"]),
+    Item(item_id="2", title="Sabrina", year=1995, categories=["Comedy", "Romance"]),
+    Item(item_id="3", title="Chasing Amy", year=1997, categories=["Comedy"]),
+    Item(item_id="4", title="Chasing Amy", year=1997, categories=["Comedy"]),
+    Item(item_id="5", title="Free Willy", year=1993, categories=["Children's", "Drama"]),
+    Item(item_id="6", title="Heat", year=1995, categories=["Crime", "Thriller"]),
+    Item(item_id="7", title="Scream", year=1996, categories=["Horror"]),
+    Item(item_id="8", title="Alien", year=1979, categories=["Horror", "Sci-Fi"]),
+    Item(item_id="9", title="Sleeper", year=1973, categories=["Comedy", "Sci-Fi"]),
+])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "item_id"),
+    [("E.T.", "423"), ("et the extra terrestrial", "423"), ("The Usual Suspects", "12"),
+     ("usual suspects, the (1995)", "12"), ("Se7en", "11"), ("Seven", "11"),
+     ("Sabrina (1995)", "2"), ("Chasing Amy", "3"), ("Free Wily", "5")],
+)  # fmt: skip
+def test_titles_resolve_however_they_are_written(text: str, item_id: str) -> None:
+    assert CATALOG.resolve(text) == item_id
+
+
+def test_ambiguous_and_unknown_titles_list_the_closest() -> None:
+    with pytest.raises(ToolInputError, match=r"several items: Sabrina \(1954\); Sabrina \(1995\)"):
+        CATALOG.resolve("Sabrina")
+    with pytest.raises(ToolInputError, match=r"closest titles: Scream \(1996\)"):
+        CATALOG.resolve("Screamers")
+    assert CATALOG.resolve("Chasing Amy", prefer=["4"]) == "4"
+
+
+def test_mentions_need_a_capital_and_take_the_longest_title() -> None:
+    found = CATALOG.mentions("You liked E.T. the Extra-Terrestrial and The Usual Suspects. "
+                             "It was a heat wave; Heat is next.")  # fmt: skip
+    assert [(m.text, m.item_ids) for m in found] == [
+        ("E.T. the Extra-Terrestrial", ["423"]), ("The Usual Suspects", ["12"]), ("Heat", ["6"]),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("question", "calls"),
+    [
+        ("Why did you recommend E.T. the Extra-Terrestrial to me, and what do I usually dislike?",
+         [("explain_item", {"item": "E.T. the Extra-Terrestrial"}), ("get_profile", {})]),
+        ("Why didn't you recommend Free Willy?", [("explain_item", {"item": "Free Willy"})]),
+        ("why not heat", [("explain_item", {"item": "heat"})]),
+        ("What kinds of movies do I dislike?", [("get_profile", {})]),
+        ("Recommend me a comedy from the 90s.",
+         [("recommend", {"category": "Comedy", "decade": "1990s"})]),
+        ("Recommend me something like Alien.", [("recommend", {"like": "Alien"})]),
+        ("Suggest a thriller without horror",
+         [("recommend", {"exclude_category": "Horror", "category": "Thriller"})]),
+        ("Recommend a sci-fi movie from the 2010s", [("recommend", {"category": "Sci-Fi"})]),
+        ("Tell me a joke", []),
+    ],
+)  # fmt: skip
+def test_the_router(question: str, calls: list[tuple[str, dict[str, str]]]) -> None:
+    assert [(c.name, c.args) for c in route(question, CATALOG)] == calls
+
+
+def ratings() -> UserRatings:
+    history = [event("u", "8", 5, 0), event("u", "9", 5, 1), event("u", "6", 4, 2),
+               event("u", "5", 1, 3), event("u", "7", 1, 4), event("u", "3", 2, 5),
+               event("u", "423", 4, 6)]  # fmt: skip
+    return UserRatings(history, CATALOG.items)
+
+
+def test_an_answer_naming_only_shown_titles_is_grounded() -> None:
+    check = check_answer("Alien and Sleeper, which you rated 5, drove E.T. the Extra-Terrestrial.",
+                         CATALOG, {"8", "9", "423"}, ratings())  # fmt: skip
+    assert check.ok and check.cited == ["8", "9", "423"] and check.titles[0] == "Alien"
+
+
+def test_an_unshown_title_is_ungrounded() -> None:
+    check = check_answer("You might enjoy Heat.", CATALOG, {"8"}, ratings())
+    assert (
+        check.ungrounded == ["Heat"]
+        and not check.ok
+        and "Heat, which no tool" in (check.problems()[0])
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "contradiction"),
+    [
+        ("You loved Free Willy.", "the user liked Free Willy (1993) (the user rated it 1)"),
+        ("You dislike Alien, but you enjoyed Scream.", "the user disliked Alien (1979)"),
+        ("I usually dislike sci-fi movies.", "the user disliked Sci-Fi"),
+        ("You rated Heat 2.", "the user rated Heat (1995) 2 (it was 4)"),
+    ],
+)
+def test_claims_against_the_ratings(answer: str, contradiction: str) -> None:
+    check = check_answer(answer, CATALOG, set(CATALOG.items), ratings())
+    assert check.grounded and any(c.startswith(contradiction) for c in check.contradictions)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["You rated Free Willy 1, so it is not recommended.", "People who liked Free Willy liked it.",
+     "You might like Scream.", "You dislike horror like Scream and Free Willy."],
+)  # fmt: skip
+def test_true_claims_and_non_claims_pass(answer: str) -> None:
+    check = check_answer(answer, CATALOG, set(CATALOG.items), ratings())
+    assert check.ok, check.contradictions
