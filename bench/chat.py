@@ -1,122 +1,133 @@
-"""Benchmark the chat agent: tool-call validity and turn latency over scripted questions.
+"""The chat eval (issue 30): do chat answers call the right tool and say what is true?
 
-    PYTHONPATH=. python bench/chat.py --base-url http://127.0.0.1:8011/v1 [--questions 20]
-        [--start 0] [--users scifi,crime,injector,pair] [--json]
+    PERSONAE_DATA_DIR=DIR python bench/chat.py --base-url http://127.0.0.1:8011/v1 \\
+        [--users 30] [--seed 0] [--modes constrained,native] [--router on|off|both] \\
+        [--templates why_recommended,why_not,dislikes,like_item,filtered] \\
+        [--out FILE.jsonl] [--json]
 
-Builds the small test world of tests/recommend_data.py in a temp dir (hash embedder,
-SchemaFiller profiles: plumbing-grade data, so this measures the agent loop, not answer
-quality), then asks each question in a fresh session (one turn, no memory) on the given server.
-
-Reports: tool calls made, valid tool calls (known tool, arguments validate against its schema)
-and their rate, tool calls that returned a result (not an error message), turns with at least
-one valid call, turns that ended in an error, answers cut off, cited ids kept and dropped,
-median and p90 turn latency, model calls and output tokens per turn.
+On an ingested, indexed data dir (`personae index items`, `index models`) with stored
+profiles, `--users` profiled users (seeded, `choose_users`) each get the question templates of
+`evals.chat_cases`, filled from their own data, each asked in a fresh session of the real chat
+(`ChatSession`, tools bound to the user) on the server at `--base-url` (never a server
+started here). Scores per turn and the table's columns: `evals.chat_eval`. Each turn is
+appended to `--out` (default DATA_DIR/evals/chat_eval.jsonl) as it finishes; a rerun skips the
+turns already there (same model, prompt, mode, router, user, template), so an interrupted run
+resumes. Native tool calling needs a server started with `--tool-call-parser` and
+`--enable-auto-tool-choice`; without them that mode is reported as skipped.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.chat.session import ChatSession, Turn
+from rich.console import Console
+from rich.table import Table
+
+from agent.chat.session import ChatSession
+from agent.config import Settings
+from agent.prompts import load_prompt
+from agent.recommend.service import Recommender
 from agent.runtime.endpoint import describe_server
 from agent.runtime.structured import make_chat_model
-from tests.recommend_data import PROFILED, build_world
+from agent.store.chroma import open_client
+from agent.store.item_index import ItemIndex
+from agent.store.profiles import ProfileStore
+from agent.store.record import RecordStore
+from evals.chat_cases import TEMPLATES, Case, cases_for
+from evals.chat_eval import ResultCache, TurnScore, report, run, to_json
+from evals.sampling import choose_users
 from tools.context import ToolContext
 
-QUESTIONS = [
-    "Why did you recommend Star Wars?",
-    "What do you know about me?",
-    "Show me something like my favourites but lighter.",
-    "Why not Titanic?",
-    "What did I rate highest?",
-    "Recommend me a comedy.",
-    "Which of my movies are sci-fi?",
-    "Why did you recommend Jaws?",
-    "Is there anything like Blade Runner?",
-    "What do people like me enjoy?",
-    "Why would I like Casablanca?",
-    "What are my least favourite movies?",
-    "Recommend something from the 1990s.",
-    "Have I seen Fargo?",
-    "Why not Scream?",
-    "What kind of movies do I dislike?",
-    "Show my last three movies.",
-    "Recommend a drama without romance.",
-    "Why did you recommend Pulp Fiction?",
-    "Summarize my taste in one sentence.",
-]
+COLUMNS = [
+    ("turns", "turns"), ("right_tool", "right tool"), ("args_valid", "valid args"),
+    ("tool_error", "tool errors"), ("grounded", "grounded"), ("first_grounded", "1st try"),
+    ("contradicts", "contradicts"), ("reasked", "re-asked"), ("replaced", "replaced"),
+    ("seconds_median", "median s"), ("seconds_p90", "p90 s"), ("tokens_out_mean", "tok out"),
+]  # fmt: skip
 
 
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+def build_cases(rec: Recommender, users: list[str], templates: list[str]) -> list[Case]:
+    catalog = ToolContext(users[0], rec).catalog if users else None
+    cases = []
+    for user in users:
+        assert catalog is not None
+        cases += [c for c in cases_for(rec, catalog, user) if c.template in templates]
+    return cases
 
 
-def summarize(turns: list[Turn]) -> dict[str, Any]:
-    calls = [c for t in turns for c in t.tool_calls]
-    valid = sum(c.valid for c in calls)
-    latency = [t.latency_s for t in turns]
-    return {
-        "turns": len(turns),
-        "tool_calls": len(calls),
-        "valid_tool_calls": valid,
-        "tool_call_validity": round(valid / len(calls), 4) if calls else None,
-        "tool_calls_ok": sum(c.ok for c in calls),
-        "turns_with_valid_call": sum(any(c.valid for c in t.tool_calls) for t in turns),
-        "turns_with_error": sum(t.error is not None for t in turns),
-        "turns_stopped_at_limit": sum(t.stopped is not None for t in turns),
-        "answers_truncated": sum(t.truncated for t in turns),
-        "cited_kept": sum(len(t.cited) for t in turns),
-        "cited_dropped": sum(len(t.dropped_citations) for t in turns),
-        "latency_median_s": round(statistics.median(latency), 2) if latency else None,
-        "latency_p90_s": round(quantile(latency, 0.9), 2),
-        "model_calls_per_turn": round(statistics.fmean(t.model_calls for t in turns), 2),
-        "tokens_out_per_turn": round(statistics.fmean(t.tokens_out for t in turns), 1),
-        "tools_used": sorted({c.name for c in calls}),
-    }
+def fmt(value: Any) -> str:
+    if isinstance(value, float) and value <= 1.0:
+        return f"{value:.0%}"
+    return "-" if value is None else str(value)
+
+
+def table(found: dict[str, Any]) -> Table:
+    out = Table(title="chat eval (issue 30)")
+    out.add_column("mode / tools")
+    for _, label in COLUMNS:
+        out.add_column(label, justify="right")
+    for name, group in found["groups"].items():
+        out.add_row(name, *(fmt(group.get(f)) for f, _ in COLUMNS), style="bold")
+        for template, sub in group["by_template"].items():
+            if sub["turns"]:
+                out.add_row(f"  {template}", *(fmt(sub.get(f)) for f, _ in COLUMNS))
+    return out
+
+
+def progress(result: TurnScore) -> None:
+    marks = "".join(m for m, ok in (("T", result.right_tool), ("G", result.grounded),
+                                    ("!", result.contradicts)) if ok)  # fmt: skip
+    tools = ",".join(result.tools)
+    line = f"{result.seconds:6.1f}s {result.mode:11} {result.user_id:>5} {result.template:16}"
+    print(f"{line} [{tools}] {marks:3} {result.answer[:70]!r}", file=sys.stderr)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base-url", required=True)
-    parser.add_argument("--questions", type=int, default=len(QUESTIONS))
-    parser.add_argument("--start", type=int, default=0, help="Skip the first N questions.")
-    parser.add_argument("--users", default=",".join(PROFILED))
+    parser.add_argument("--users", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modes", default="constrained,native")
+    parser.add_argument("--router", choices=("on", "off", "both"), default="on")
+    parser.add_argument("--templates", default=",".join(TEMPLATES))
+    parser.add_argument("--out", type=Path, help="JSONL of scored turns (resumes from it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    users = args.users.split(",")
-    with tempfile.TemporaryDirectory() as tmp:
-        world = build_world(Path(tmp))
-        settings = world.settings.model_copy(update={"base_url": args.base_url})
-        model_name, _ = describe_server(settings, args.base_url)
-        turns: list[Turn] = []
-        chosen = QUESTIONS[args.start : args.start + args.questions]
-        for n, question in enumerate(chosen, start=args.start):
-            user = users[n % len(users)]
-            chat_model = make_chat_model(settings, args.base_url, model_name)
-            session = ChatSession(settings, ToolContext(user, world.recommender()), chat_model)
-            turn = session.ask(question)
-            turns.append(turn)
-            calls = ", ".join(f"{c.name}{'' if c.valid else '!'}" for c in turn.tool_calls)
-            print(f"{turn.latency_s:6.1f}s {user:9} {question!r}: [{calls}] "
-                  f"{(turn.error or turn.answer)[:70]!r}", file=sys.stderr)  # fmt: skip
-        world.record.close()
-    report = {"model": model_name, "settings": _chat_settings(settings), **summarize(turns)}
+    settings = Settings(base_url=args.base_url)
+    model_name, _ = describe_server(settings, args.base_url)
+    record = RecordStore.at(settings.data_dir)
+    from agent.embeddings import load_embedder
+
+    rec = Recommender(settings, record, ItemIndex(open_client(settings), load_embedder(settings)))
+    profiled = [p.user_id for p in ProfileStore(record).iter_latest()]
+    users = choose_users(profiled, args.users, args.seed)
+    if len(users) < args.users:
+        print(f"only {len(users)} profiled users (asked for {args.users})", file=sys.stderr)
+    cases = build_cases(rec, users, args.templates.split(","))
+    catalog = ToolContext(users[0], rec).catalog
+
+    def make_session(user: str, mode: str, router: bool) -> ChatSession:
+        chosen = settings.model_copy(update={"chat_tool_calling": mode})
+        chat_model = make_chat_model(chosen, args.base_url, model_name)
+        return ChatSession(chosen, ToolContext(user, rec, None, _catalog=catalog), chat_model,
+                           router=router)  # fmt: skip
+
+    routers = {"on": [True], "off": [False], "both": [True, False]}[args.router]
+    prefix = f"{model_name}|{load_prompt('chat').hash[:12]}"
+    cache = ResultCache(args.out or settings.data_dir / "evals" / "chat_eval.jsonl")
+    results, skipped = run(cases, args.modes.split(","), routers, make_session, catalog,
+                           cache, prefix, progress)  # fmt: skip
+    found = {"model": model_name, "users": len(users), **report(results, skipped)}
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(to_json(found))
     else:
-        for key, value in report.items():
-            print(f"{key:24} {value}")
-
-
-def _chat_settings(settings: Any) -> dict[str, Any]:
-    return {k: v for k, v in settings.model_dump().items() if k.startswith("chat_")}
+        Console(stderr=False).print(table(found))
+        for mode, why in skipped.items():
+            print(f"skipped {mode}: {why}")
+    record.close()
 
 
 if __name__ == "__main__":
