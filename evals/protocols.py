@@ -2,6 +2,8 @@
 into a rank of the held-out item, and the per-user record written to `per_user.jsonl`.
 
 - llmrank (Hou et al., ECIR'24): order 20 candidates (held-out + 19 random unseen, shuffled).
+- llmrank-ref: the same with LLMRank's own lists (19 drawn from all items by its seeded
+  `sample_candidates.py`, a user's own items among them; `evals.llmrank_reference`).
 - full: each retriever's top 20 among every item the user has not seen.
 - two-stage (LlamaRec-style): fusion's top 20, re-ranked by the LLM; `retrieved` says whether
   the held-out item made it into the 20 (metrics are reported over all users and over those)."""
@@ -28,8 +30,14 @@ DEFAULT = "default"
 
 class Protocol(StrEnum):
     LLMRANK = "llmrank"
+    LLMRANK_REF = "llmrank-ref"
     FULL = "full"
     TWO_STAGE = "two-stage"
+
+    @property
+    def sampled(self) -> bool:
+        """Whether its candidates are the target plus sampled items (not retrieved)."""
+        return self in (Protocol.LLMRANK, Protocol.LLMRANK_REF)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -131,10 +139,11 @@ def run_llmrank(
     weight: float,
     with_llm: bool,
     default: DefaultPath | None = None,
+    protocol: Protocol = Protocol.LLMRANK,
 ) -> ProtocolRecord:
     """Every system's order of the candidates; with `default`, also the `default` system
-    (what `recommend` gives: the ranker's order, or fusion with the LLM rank blended in)."""
-    protocol = Protocol.LLMRANK
+    (what `recommend` gives: the ranker's order, or fusion with the LLM rank blended in).
+    `protocol`: llmrank or llmrank-ref (the same scoring, other candidates)."""
     orders = {name: system.order(split, candidates) for name, system in systems.items()}
     results = {
         name: outcome(protocol, split.target, order, systems[name].covers(split))

@@ -51,6 +51,7 @@ class ProtocolName(StrEnum):
     """`evals.protocols.Protocol`."""
 
     LLMRANK = "llmrank"
+    LLMRANK_REF = "llmrank-ref"
     FULL = "full"
     TWO_STAGE = "two-stage"
 

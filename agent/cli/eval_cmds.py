@@ -50,7 +50,11 @@ SHOWN = ("ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "hr@10", "mrr", "recall@10", 
 
 ProtocolOpt = Annotated[
     list[ProtocolName] | None,
-    typer.Option("--protocol", help="llmrank, full or two-stage (repeatable). Default llmrank."),
+    typer.Option(
+        "--protocol",
+        help="llmrank, llmrank-ref (LLMRank's own candidate lists, ML-100K), full or two-stage "
+        "(repeatable). Default llmrank.",
+    ),
 ]
 UsersOpt = Annotated[int, typer.Option("--users", min=1, help="Users sampled with the seed.")]
 UserIdsOpt = Annotated[
