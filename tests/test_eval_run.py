@@ -101,7 +101,7 @@ def run(
     generator = StructuredGenerator(world.settings, chat, "smoke", base_url="(test)")
     ctx = EvalContext(world.settings, world.record, world.index, world.index.embedder, generator)
     options = RunOptions(
-        protocols=given.pop("protocols", list(Protocol)),
+        protocols=given.pop("protocols", [Protocol.LLMRANK, Protocol.FULL, Protocol.TWO_STAGE]),
         users=given.pop("users", 8),
         smoke=given.pop("smoke", True),
         out_dir=tmp_path / given.pop("out", "runs"),
