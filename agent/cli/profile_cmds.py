@@ -1,4 +1,5 @@
-"""`personae profile` and `personae update` (`profile show` is in `profile_show`)."""
+"""`personae profile` and `personae update` (`profile show` is in `profile_show`, `profile edit`
+in `profile_edit_cmds`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.cli import profile_show
+from agent.cli import profile_edit_cmds, profile_show
 from agent.cli.common import (
     BaseUrlOpt,
     ConcurrencyOpt,
@@ -60,6 +61,7 @@ profile_app = typer.Typer(
     no_args_is_help=False,
 )
 profile_show.register(profile_app)
+profile_edit_cmds.register(profile_app)
 
 
 @profile_app.callback()

@@ -99,7 +99,10 @@ def check_claims(
     judge: TopicJudge | None = None,
 ) -> ClaimCheck:
     """`ratings`: item id -> the user's rating (their whole history, not only what was shown);
-    `items`: the user's items, for titles and categories."""
+    `items`: the user's items, for titles and categories. The user's own entries
+    (`source="user"`) are no claims about the history: left out."""
+    interests = [e for e in interests if e.source == "model"]
+    dislikes = [e for e in dislikes if e.source == "model"]
     report = ClaimCheck(claims=len(interests) + len(dislikes))
     categories = {c for item in items.values() for c in item.categories}
     report.bare_topics = sum(is_bare(e.topic, categories) for e in (*interests, *dislikes))
@@ -127,9 +130,15 @@ def drop_contradicted(
     items: Mapping[str, Item],
     judge: TopicJudge | None = None,
 ) -> tuple[list[Interest], list[Interest], int]:
-    """The claims the whole history does not contradict, and how many were dropped."""
+    """The claims the whole history does not contradict, and how many were dropped. The
+    user's own entries (`source="user"`) are always kept."""
     judge = judge or LexicalJudge()
-    kept_interests = [e for e in interests if not contradicted(e, True, ratings, items, judge)]
-    kept_dislikes = [e for e in dislikes if not contradicted(e, False, ratings, items, judge)]
+
+    def kept(entries: list[Interest], liked: bool) -> list[Interest]:
+        mine = [e.source == "user" for e in entries]
+        return [e for e, own in zip(entries, mine, strict=True)
+                if own or not contradicted(e, liked, ratings, items, judge)]  # fmt: skip
+
+    kept_interests, kept_dislikes = kept(interests, True), kept(dislikes, False)
     dropped = len(interests) + len(dislikes) - len(kept_interests) - len(kept_dislikes)
     return kept_interests, kept_dislikes, dropped

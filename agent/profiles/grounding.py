@@ -106,13 +106,17 @@ def ground(
 ) -> tuple[list[Interest], list[Interest], Grounding]:
     """The interests and dislikes that survive, and the grounding record. Given `sides`
     (item id -> liked/disliked), an interest keeps only liked evidence and a dislike only
-    disliked evidence: the rest is removed and counted as `wrong_side_evidence`."""
+    disliked evidence: the rest is removed and counted as `wrong_side_evidence`. The user's
+    own entries (`source="user"`) are kept as they are and neither checked nor counted."""
     report = Grounding(score=0.0)
     kept: dict[str, list[Interest]] = {"interests": [], "dislikes": []}
     supported = 0
     for field, entries in (("interests", draft.interests), ("dislikes", draft.dislikes)):
         wanted: Side = "liked" if field == "interests" else "disliked"
         for entry in entries:
+            if entry.source == "user":  # the user's own word (`profiles.edits`): unchecked
+                kept[field].append(entry)
+                continue
             distinct = list(dict.fromkeys(entry.evidence))
             valid = [i for i in distinct if i in history_ids]
             report.cited += len(entry.evidence)
@@ -131,7 +135,7 @@ def ground(
                 supported += 1
             else:
                 report.unsupported_topics += 1
-    total = len(draft.interests) + len(draft.dislikes)
+    total = sum(e.source == "model" for e in (*draft.interests, *draft.dislikes))
     report.score = round(supported / total, 3) if total else 0.0
     return kept["interests"], kept["dislikes"], report
 

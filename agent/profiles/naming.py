@@ -55,17 +55,22 @@ def settle_topics(
     judge: TopicJudge | None = None,
 ) -> tuple[list[Interest], int]:
     """Each entry with the model's topic or a computed one, and how many were renamed.
-    `category_of`: item id -> the category of the group it was shown in."""
+    `category_of`: item id -> the category of the group it was shown in. The user's own
+    entries (`source="user"`) keep their topic."""
     judge = judge or LexicalJudge()
     every = {c for item in items.values() for c in item.categories}
     settled, renamed = [], 0
     for entry in entries:
         category = next((category_of[i] for i in entry.evidence if i in category_of), None)
         evidence = [items[i] for i in entry.evidence if i in items]
-        if category is None or (
-            not is_bare(entry.topic, every)
-            and judge.supported(entry.topic, evidence)
-            and not contradicted(entry, liked, ratings, items, judge)
+        if (
+            entry.source == "user"
+            or category is None
+            or (
+                not is_bare(entry.topic, every)
+                and judge.supported(entry.topic, evidence)
+                and not contradicted(entry, liked, ratings, items, judge)
+            )
         ):
             settled.append(entry)
             continue

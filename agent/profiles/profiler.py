@@ -14,6 +14,7 @@ from agent.config import Settings
 from agent.profiles.claims import check_claims, drop_contradicted
 from agent.profiles.context import facts_text, history_context, taste_text
 from agent.profiles.copying import copies, prompt_ngrams
+from agent.profiles.edits import load_edits, reapply
 from agent.profiles.facts import compute_facts, history_hash
 from agent.profiles.grounding import SemanticJudge, TopicJudge, ground, ground_cold_start
 from agent.profiles.groups import grouped_context
@@ -262,7 +263,13 @@ class Profiler:
         )
 
     def finish(self, request: ProfileRequest, result: Generated[ProfileDraft]) -> UserProfile:
-        """Ground the draft and add facts, a computed confidence and provenance."""
+        """Ground the draft and add facts, a computed confidence and provenance; then put the
+        user's own edits back on it (`profiles.edits`: an update never overwrites them)."""
+        profile = self.written(request, result)
+        return reapply(profile, load_edits(self.profiles, request.user_id))
+
+    def written(self, request: ProfileRequest, result: Generated[ProfileDraft]) -> UserProfile:
+        """The profile as the model wrote it, after the checks."""
         named_twice = 0
         intent, summary = result.value.intent.strip(), result.value.summary.strip()
         if isinstance(result.value, GroupedDraft):
@@ -374,6 +381,11 @@ def ratings_of(history: list[Interaction]) -> dict[str, float]:
 
 
 def previous_text(profile: UserProfile) -> str:
-    """The previous profile as the update prompt shows it: the LLM-written part only."""
+    """The previous profile as the update prompt shows it: the LLM-written part only (the
+    user's own entries are put back after the update, `profiles.edits`)."""
     keep = {"interests", "dislikes", "sentiment", "intent", "summary"}
-    return json.dumps(profile.model_dump(mode="json", include=keep), separators=(",", ":"))
+    data = profile.model_dump(mode="json", include=keep)
+    for side in ("interests", "dislikes"):
+        data[side] = [{k: v for k, v in e.items() if k != "source"}
+                      for e in data[side] if e.get("source", "model") == "model"]  # fmt: skip
+    return json.dumps(data, separators=(",", ":"))

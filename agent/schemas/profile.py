@@ -9,7 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from agent.prompts import PromptRef
 from agent.schemas.text import NonEmpty, clip
@@ -18,6 +19,10 @@ Topic = Annotated[str, NonEmpty, clip(40)]
 Intent = Annotated[str, NonEmpty, clip(120)]
 Summary = Annotated[str, NonEmpty, clip(240)]
 SentimentLabel = Literal["positive", "neutral", "negative", "mixed"]
+EntrySource = Literal["model", "user"]
+"""Who made an interest or dislike: the LLM (checked against the history), or the user
+through `personae profile edit` (`agent.profiles.edits`: weight 1.0, no evidence, never
+checked or dropped by the grounding and claim checks)."""
 Confidence = Literal["low", "medium", "high"]
 
 MAX_INTERESTS = 5
@@ -37,8 +42,20 @@ class Interest(BaseModel):
     weight: float = Field(ge=0.0, le=1.0, description="How strong, 0..1")
     sentiment: SentimentLabel
     evidence: list[str] = Field(
-        min_length=1, max_length=MAX_EVIDENCE, description="Ids of history items showing it"
+        max_length=MAX_EVIDENCE,
+        description="Ids of history items showing it",
+        json_schema_extra={"minItems": 1},
     )
+    source: SkipJsonSchema[EntrySource] = Field(
+        "model", description="Not in the model's schema: who made the entry"
+    )
+
+    @model_validator(mode="after")
+    def _evidence_unless_user(self) -> Interest:
+        """The model's entries cite at least one item; the user's need none."""
+        if not self.evidence and self.source == "model":
+            raise ValueError("evidence: at least one item id")
+        return self
 
 
 class ProfileDraft(BaseModel):
@@ -49,6 +66,14 @@ class ProfileDraft(BaseModel):
     sentiment: Sentiment
     intent: Intent = Field(description="What they want next")
     summary: Summary = Field(description="Two or three sentences")
+
+    @model_validator(mode="after")
+    def _drafted_by_the_model(self) -> ProfileDraft:
+        """Whatever a reply says, a draft's entries are the model's."""
+        for entry in (*self.interests, *self.dislikes):
+            if getattr(entry, "source", "model") != "model":
+                entry.source = "model"
+        return self
 
 
 def draft_schema(evidence_ids: list[str], max_interests: int = MAX_INTERESTS) -> type[ProfileDraft]:
@@ -286,6 +311,14 @@ class ProfileKind(StrEnum):
     FULL = "full"
     UPDATE = "update"
     COLD_START = "cold_start"
+    EDIT = "edit"
+    """The user's own edit (`personae profile edit`): no LLM call."""
+
+
+USER_EDIT_MODEL = "user"
+"""`Provenance.model` of an edit version: the user made it."""
+USER_EDIT_PROMPT = PromptRef(id="user_edit", version=0, hash="none")
+"""`Provenance.prompt` of an edit version: no prompt was sent (version 0 is no prompt file)."""
 
 
 class Provenance(BaseModel):

@@ -94,4 +94,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX segment_members_by_user ON segment_members(user_id);
     """,
+    # 4: a user's own edits of their profile (`agent.profiles.edits`): the current state, one
+    # JSON document per user, re-applied to every profile version the LLM writes later.
+    # Deleting the user row (`personae forget`) deletes it.
+    """
+    CREATE TABLE profile_edits (
+        user_id TEXT PRIMARY KEY REFERENCES users(user_id) ON DELETE CASCADE,
+        edits TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]

@@ -1,13 +1,15 @@
 """Profiles in the system of record: every version kept, written one profile per transaction
-so a killed batch loses at most the profiles in flight, never a stored one."""
+so a killed batch loses at most the profiles in flight, never a stored one. A user's own edits
+(`agent.profiles.edits`) are stored beside them, in the same transaction as the edit version."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from agent.schemas.profile import UserProfile
+from agent.schemas.profile import ProfileKind, UserProfile
 from agent.store.record import RecordStore
 
 
@@ -39,8 +41,9 @@ class ProfileStore:
         self.record = record
         self.conn = record.conn
 
-    def add(self, profile: UserProfile) -> None:
-        """Store a new version; its number must follow the latest one."""
+    def add(self, profile: UserProfile, edits: str | None = None) -> None:
+        """Store a new version; its number must follow the latest one. `edits`: the user's
+        edit state (JSON) that made this version, stored in the same transaction."""
         p = profile.provenance
         try:
             with self.record.transaction() as conn:
@@ -59,6 +62,8 @@ class ProfileStore:
                         p.created_at.isoformat(), profile.model_dump_json(),
                     ),
                 )  # fmt: skip
+                if edits is not None:
+                    self._put_edits(conn, profile.user_id, edits)
         except sqlite3.IntegrityError as err:
             raise ProfileVersionConflict(f"user {profile.user_id}: {err}") from err
 
@@ -84,6 +89,32 @@ class ProfileStore:
             ).fetchone()
         return UserProfile.model_validate_json(row[0]) if row else None
 
+    def latest_written(self, user_id: str) -> UserProfile | None:
+        """The latest version that is not a user's edit (the LLM's), or None."""
+        row = self.conn.execute(
+            "SELECT profile FROM profile_versions WHERE user_id = ? AND kind != ?"
+            " ORDER BY version DESC LIMIT 1",
+            (user_id, ProfileKind.EDIT.value),
+        ).fetchone()
+        return UserProfile.model_validate_json(row[0]) if row else None
+
+    @staticmethod
+    def _put_edits(conn: sqlite3.Connection, user_id: str, edits: str) -> None:
+        conn.execute("INSERT OR IGNORE INTO users (user_id) VALUES (?)", (user_id,))
+        conn.execute(
+            "INSERT INTO profile_edits (user_id, edits, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(user_id) DO UPDATE SET edits = excluded.edits,"
+            " updated_at = excluded.updated_at",
+            (user_id, edits, datetime.now(UTC).isoformat()),
+        )
+
+    def edits(self, user_id: str) -> str | None:
+        """The user's edit state as stored (JSON), or None: never edited."""
+        row = self.conn.execute(
+            "SELECT edits FROM profile_edits WHERE user_id = ?", (user_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def versions(self, user_id: str) -> list[VersionInfo]:
         rows = self.conn.execute(
             "SELECT version, kind, created_at, model, prompt_id || ' v' || prompt_version"
@@ -93,12 +124,19 @@ class ProfileStore:
         return [VersionInfo(*row) for row in rows]
 
     def latest_stamps(self) -> dict[str, LatestStamp]:
-        rows = self.conn.execute(
+        """Per user, the stamp of the latest version the LLM wrote: a user's edit changes
+        neither the history nor the model, so it makes no profile stale or current. A user
+        with edit versions only gets the latest of those (model `user`: never current)."""
+        query = (
             "SELECT user_id, version, history_hash, prompt_hash, model FROM profile_versions p"
             " WHERE version = (SELECT max(version) FROM profile_versions q"
-            "                  WHERE q.user_id = p.user_id)"
-        ).fetchall()
-        return {row[0]: LatestStamp(*row[1:]) for row in rows}
+            "                  WHERE q.user_id = p.user_id{})"
+        )
+        edit = ProfileKind.EDIT.value
+        every = self.conn.execute(query.format("")).fetchall()
+        written = self.conn.execute(query.format(" AND q.kind != ?"), (edit,)).fetchall()
+        stamps = {row[0]: LatestStamp(*row[1:]) for row in every}
+        return stamps | {row[0]: LatestStamp(*row[1:]) for row in written}
 
     def iter_latest(self) -> Iterator[UserProfile]:
         rows = self.conn.execute(
