@@ -94,3 +94,23 @@ def test_reference_candidates_shuffle_the_trainer_s_set_with_the_seed() -> None:
     for user, candidates in a.items():
         assert sorted(candidates) == sorted(lists.candidates(splits[user]))
         assert len(candidates) == 20 and splits[user].target in candidates
+
+
+def test_eval_run_scores_every_system_on_the_reference_lists(tmp_path: Path) -> None:
+    """`--protocol llmrank-ref` end to end on the small synthetic world: every user's shown
+    candidates are the trainer's set from the seed-2020 draw, and the rankers run on them."""
+    from evals.execute import load_records
+    from evals.protocols import Protocol
+    from tests.test_eval_run import build, run
+
+    world = build(tmp_path)
+    result = run(world, tmp_path, protocols=[Protocol.LLMRANK_REF], rerank=False)
+    systems = result.summary.protocols["llmrank-ref"].systems
+    assert {"collaborative", "sequential", "ranker-no-llm", "random"} <= set(systems)
+    rows = world.record.conn.execute("SELECT user_id, item_id FROM interactions ORDER BY id")
+    lists = sample_lists(*recbole_tokens(rows))
+    for record in load_records(result.run_dir):
+        shown = record.protocols["llmrank-ref"].candidates
+        assert record.target in shown and len(shown) == 20
+        drawn = [i for i in lists.drawn[record.user_id] if i != record.target]
+        assert sorted(shown) == sorted([*drawn[:19], record.target])
