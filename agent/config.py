@@ -141,6 +141,14 @@ class Settings(BaseSettings):
         0.3, ge=0, description="RRF weight of popularity (the cold-start fallback)."
     )
     fusion_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant k.")
+    steer_strength: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Fusion order without a ranker: an item in a category the user added as a "
+        "dislike (`profile edit --add-dislike`) has its fused score times 1 - this, one in a "
+        "category they added as an interest times 1 + this (`agent.recommend.steer`).",
+    )
     collaborative_lambda: float = Field(200.0, gt=0, description="EASE L2 regularization.")
     collaborative_max_items: int = Field(
         8000, ge=1, description="Most interacted items in the EASE model (dense items² matrix)."

@@ -102,6 +102,15 @@ class ItemFilter:
         return [str(c) for c in self.conditions if not c.matches(meta)]
 
 
+def excluding(filters: ItemFilter, categories: Iterable[str]) -> ItemFilter:
+    """`filters` and one more condition: none of `categories` (the user's `--never`
+    categories, `agent.recommend.steer`); `filters` itself when there are none."""
+    names = tuple(dict.fromkeys(categories))
+    if not names:
+        return filters
+    return ItemFilter((*filters.conditions, Condition("category", "!=", names)))
+
+
 def parse_condition(spec: str) -> Condition:
     match = _SPEC.match(spec)
     if not match:

@@ -30,6 +30,7 @@ from agent.recommend.reasons import Phrasing, retrieval_reason
 from agent.recommend.results import Recommendation, Recommendations, rerank_summary
 from agent.recommend.retrieval import Retrieval
 from agent.recommend.signals import interactions_fingerprint, positive_items, seen_items
+from agent.recommend.steer import Steering
 from agent.schemas import Item
 from agent.schemas.profile import UserProfile
 from agent.store.profiles import ProfileStore
@@ -202,11 +203,12 @@ class Recommender:
         self, user_id: str, filters: ItemFilter | None = None, depth: int | None = None
     ) -> Retrieval:
         """Candidate lists from every source and their fusion, seen items excluded."""
-        filters = filters or ItemFilter()
         depth = depth or self.settings.retrieve_depth
         timings: dict[str, float] = {}
         started = time.perf_counter()
         profile = self.profile_of(user_id)
+        steering = Steering.load(self.profiles, profile, self.categories())  # the user's edits
+        filters = steering.filters(filters or ItemFilter())  # with their --never categories
         history = self.record.history(user_id)
         exclude = seen_items(history)
         positive = positive_items(history)
@@ -244,6 +246,8 @@ class Recommender:
                 evidence = self.profile_evidence(ranker, user_id, profile)
                 fused, _ = ranked_fusion(ranker, user_id, history, fused, exclude, allow,
                                          evidence)  # fmt: skip
+        else:  # the user's own dislikes and interests (with a ranker: its profile features)
+            fused = steering.reorder(fused, self.item_meta, self.settings.steer_strength)
         timings["retrieve_s"] = time.perf_counter() - started
         return Retrieval(
             user_id, profile, history, exclude, positive, lists, fused, filters, timings
