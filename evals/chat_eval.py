@@ -55,6 +55,9 @@ class TurnScore(BaseModel):
     first_grounded: bool
     contradicts: bool
     """The model's (last) answer contradicts the user's ratings."""
+    answered: bool = True
+    """The model's (last) answer uses every result it needed (names an explanation's
+    drivers, an item of a list it was given)."""
     reasked: bool
     replaced: bool
     routed: bool
@@ -120,6 +123,7 @@ def score(case: Case, turn: Turn, catalog: Catalog, key: str, router: bool) -> T
         grounded=check is not None and check.grounded,
         first_grounded=first is not None and first.grounded,
         contradicts=check is not None and bool(check.contradictions),
+        answered=check is not None and not check.unanswered,
         reasked=turn.reasked,
         replaced=turn.replaced,
         routed=turn.routed,
@@ -212,7 +216,7 @@ def summarize(results: Sequence[TurnScore]) -> dict[str, object]:
     seconds = [r.seconds for r in results]
     summary: dict[str, object] = {"turns": len(results), "users": len({r.user_id for r in results})}
     for field in ("right_tool", "args_valid", "tool_error", "grounded", "first_grounded",
-                  "contradicts", "reasked", "replaced", "routed"):  # fmt: skip
+                  "contradicts", "answered", "reasked", "replaced", "routed"):  # fmt: skip
         summary[field] = rate(results, field)
     summary["errors"] = sum(r.error is not None for r in results)
     summary["seconds_median"] = round(statistics.median(seconds), 2) if seconds else None

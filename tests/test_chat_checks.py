@@ -118,3 +118,14 @@ def test_claims_against_the_ratings(answer: str, contradiction: str) -> None:
 def test_true_claims_and_non_claims_pass(answer: str) -> None:
     check = check_answer(answer, CATALOG, set(CATALOG.items), ratings())
     assert check.ok, check.contradictions
+
+
+def test_an_answer_that_skips_what_the_explanation_found_does_not_answer_the_question() -> None:
+    """The E.T. case: asked why E.T. was recommended, the answer must name what raised it."""
+    required = [("explain_item", ["8", "9"])]  # E.T.'s drivers: Alien, Sleeper
+    shown = {"423", "8", "9", "5"}
+    skipped = check_answer("You dislike Free Willy.", CATALOG, shown, ratings(), required)
+    assert skipped.grounded and not skipped.ok
+    assert "Alien" in skipped.unanswered[0] and skipped.problems()[-1] == skipped.unanswered[0]
+    answered = check_answer("E.T. is here because of Sleeper.", CATALOG, shown, ratings(), required)
+    assert answered.ok and not answered.unanswered

@@ -105,7 +105,8 @@ def _recommended(ctx: ToolContext, k: int, filters: ItemFilter) -> ToolResult:
         because = f"the user's items behind it: {why}" if why else untrusted(r.reason, 160)
         lines.append(f"{r.rank}. {line(item)} | {because}")
         ids += [r.item_id, *cited]
-    return ToolResult("\n".join(lines), ids)
+    listed = [r.item_id for r in result.items]
+    return ToolResult("\n".join(lines), list(dict.fromkeys(ids)), required=listed)
 
 
 def _like(ctx: ToolContext, like: str, k: int, filters: ItemFilter) -> ToolResult:
@@ -138,7 +139,9 @@ def explain_item(ctx: ToolContext, item: str) -> ToolResult:
         raise ToolInputError(str(err).strip("'\"")) from err
     lines, driver_ids = _explain_lines(ctx, explained)
     text = "\n".join([line(rec.item(item_id)), *lines])
-    return shown(ctx, ToolResult(text, [item_id, *driver_ids]))
+    # why X: the answer must name what raised X (its drivers); why not X: X or its drivers
+    required = driver_ids if explained.recommended and driver_ids else [item_id, *driver_ids]
+    return shown(ctx, ToolResult(text, [item_id, *driver_ids], required=required))
 
 
 def _explain_lines(ctx: ToolContext, explained: Explanation) -> tuple[list[str], list[str]]:

@@ -36,6 +36,9 @@ CLAIM_ITEMS = 3
 class ToolResult:
     text: str
     item_ids: list[str] = field(default_factory=list)
+    required: list[str] = field(default_factory=list)
+    """Items of which the answer must name at least one to use this result (an explanation's
+    drivers, a list's items): empty when any answer does."""
 
 
 def known(ctx: ToolContext) -> None:

@@ -64,6 +64,9 @@ class AnswerCheck(BaseModel):
     ungrounded: list[str] = Field(default_factory=list)
     """Named titles no tool showed this turn."""
     claims: list[Claim] = Field(default_factory=list)
+    unanswered: list[str] = Field(default_factory=list)
+    """Tool results the answer does not use: it names none of their required items (an
+    explanation's drivers, a list's items), so the question went unanswered."""
 
     @property
     def contradictions(self) -> list[str]:
@@ -75,7 +78,7 @@ class AnswerCheck(BaseModel):
 
     @property
     def ok(self) -> bool:
-        return self.grounded and not self.contradictions
+        return self.grounded and not self.contradictions and not self.unanswered
 
     def problems(self) -> list[str]:
         found = [
@@ -83,7 +86,7 @@ class AnswerCheck(BaseModel):
             "from the tool results"
             for t in self.ungrounded
         ]
-        return found + [f"it says {c}" for c in self.contradictions]
+        return found + [f"it says {c}" for c in self.contradictions] + self.unanswered
 
 
 class UserRatings:
@@ -96,7 +99,14 @@ class UserRatings:
         self.mean = statistics.fmean(self.ratings.values()) if self.ratings else None
 
 
-def check_answer(answer: str, catalog: Catalog, shown: set[str], user: UserRatings) -> AnswerCheck:
+def check_answer(
+    answer: str,
+    catalog: Catalog,
+    shown: set[str],
+    user: UserRatings,
+    required: Sequence[tuple[str, list[str]]] = (),
+) -> AnswerCheck:
+    """`required`: (tool, items) whose answer must name at least one of the items."""
     words = tokens(answer)
     mentions = catalog.mentions(answer)
     check = AnswerCheck(titles=[m.text for m in mentions])
@@ -111,6 +121,12 @@ def check_answer(answer: str, catalog: Catalog, shown: set[str], user: UserRatin
         claim = claim_of(clause, named, catalog, user)
         if claim is not None:
             check.claims.append(claim)
+    named_ids = {i for m in mentions for i in m.item_ids}
+    for tool, items in required:
+        if not named_ids & set(items):
+            titles = ", ".join(catalog.name(i) for i in items[:3])
+            check.unanswered.append(f"it does not use the {tool} result: name at least one of "
+                                    f"{titles} and what the result says about it")  # fmt: skip
     return check
 
 

@@ -40,6 +40,7 @@ from agent.chat.turn import (
     CitedItem,
     Turn,
     plain_rendering,
+    required_sets,
     shown_ids,
     tool_records,
 )
@@ -185,7 +186,8 @@ class ChatSession:
     def check(self, answer: str, new: list[BaseMessage]) -> AnswerCheck:
         history = self.ctx.history()
         items = self.ctx.recommender.items([e.item_id for e in history])
-        return check_answer(answer, self.ctx.catalog, shown_ids(new), UserRatings(history, items))
+        return check_answer(answer, self.ctx.catalog, shown_ids(new), UserRatings(history, items),
+                            required_sets(new))  # fmt: skip
 
     def _verify(self, turn: Turn, talk: list[BaseMessage], new: list[BaseMessage]) -> AIMessage:
         """Check the answer; re-ask once, then replace. Returns the answer message kept."""

@@ -112,6 +112,16 @@ def shown_ids(new: list[BaseMessage]) -> set[str]:
     }
 
 
+def required_sets(new: list[BaseMessage]) -> list[tuple[str, list[str]]]:
+    """(tool, items) per successful result whose answer must name one of its items."""
+    return [
+        (m.name or "tool", list(required))
+        for m in new
+        if isinstance(m, ToolMessage) and m.status != "error"
+        and (required := (m.artifact or {}).get("required"))
+    ]  # fmt: skip
+
+
 def plain_rendering(new: list[BaseMessage]) -> str:
     """The tool results as the answer, for an answer that stayed unfaithful: true by
     construction, if not eloquent."""
