@@ -140,6 +140,8 @@ def test_an_answer_naming_an_unshown_title_is_reasked_then_replaced(world: World
     assert "Casablanca, which no tool result" in recheck
     assert turn.answer.startswith("From your data:") and "Titanic (1997)" in turn.answer
     assert turn.ungrounded_titles == [] and turn.model_calls == 2
+    # the explanation's short plain rendering, not its full text (sources, ranks, scores)
+    assert "not recommended" in turn.answer and "collaborative:" not in turn.answer
 
 
 def test_an_answer_contradicting_the_ratings_is_reasked_and_a_fixed_one_kept(

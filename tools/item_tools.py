@@ -139,9 +139,14 @@ def explain_item(ctx: ToolContext, item: str) -> ToolResult:
         raise ToolInputError(str(err).strip("'\"")) from err
     lines, driver_ids = _explain_lines(ctx, explained)
     text = "\n".join([line(rec.item(item_id)), *lines])
+    ratings = ratings_of(ctx.history())
+    raised = "; ".join(rated(ctx, d, ratings) for d in driver_ids)
+    plain = f"{untrusted(ctx.catalog.name(item_id))}: {explained.verdict}." + (
+        f" Your items that raised its score most: {raised}." if raised else ""
+    )
     # why X: the answer must name what raised X (its drivers); why not X: X or its drivers
     required = driver_ids if explained.recommended and driver_ids else [item_id, *driver_ids]
-    return shown(ctx, ToolResult(text, [item_id, *driver_ids], required=required))
+    return shown(ctx, ToolResult(text, [item_id, *driver_ids], required=required, plain=plain))
 
 
 def _explain_lines(ctx: ToolContext, explained: Explanation) -> tuple[list[str], list[str]]:

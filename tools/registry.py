@@ -163,7 +163,8 @@ def bind(ctx: ToolContext, name: str, args_schema: type[BaseModel]) -> Structure
             result = TOOLS[name].function(ctx, **kwargs)
         except ToolInputError as err:
             raise ToolException(f"error: {err}") from err
-        return result.text, {"item_ids": result.item_ids, "required": result.required}
+        return result.text, {"item_ids": result.item_ids, "required": result.required,
+                             "plain": result.plain}  # fmt: skip
 
     return StructuredTool.from_function(
         func=run,

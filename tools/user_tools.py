@@ -39,6 +39,9 @@ class ToolResult:
     required: list[str] = field(default_factory=list)
     """Items of which the answer must name at least one to use this result (an explanation's
     drivers, a list's items): empty when any answer does."""
+    plain: str = ""
+    """The result said to the user in a sentence or two, true by construction: the answer
+    when the model's stays unfaithful (empty: the full text serves)."""
 
 
 def known(ctx: ToolContext) -> None:
@@ -87,6 +90,7 @@ def profile_result(ctx: ToolContext, profile: UserProfile, versions: list[int]) 
     lines = [f"Profile version {profile.provenance.version} of {versions}"]
     lines.append(f"Summary: {untrusted(profile.summary, 320)}")
     ids: list[str] = []
+    said: dict[bool, list[str]] = {True: [], False: []}
     left_out = 0
     for liked, label, claims in ((True, "Likes", profile.interests),
                                  (False, "Dislikes", profile.dislikes)):  # fmt: skip
@@ -98,11 +102,15 @@ def profile_result(ctx: ToolContext, profile: UserProfile, versions: list[int]) 
             ids += evidence
             named = "; ".join(rated(ctx, e, ratings) for e in evidence)
             lines.append(f"{label} {untrusted(claim.topic, 40)}: {named or '-'}")
+            said[liked].append(f"{untrusted(claim.topic, 40)} ({named})" if named else
+                               untrusted(claim.topic, 40))  # fmt: skip
     if left_out:
         lines.append(f"({left_out} profile claim(s) left out: the user's ratings contradict them)")
     side_lines, side_ids = side_items(ctx, history)
     lines += side_lines + category_lines(profile)
-    return ToolResult("\n".join(lines), list(dict.fromkeys(ids + side_ids)))
+    plain = " ".join(f"You {verb}: {'; '.join(parts)}." for verb, parts in
+                     (("like", said[True]), ("dislike", said[False])) if parts)  # fmt: skip
+    return ToolResult("\n".join(lines), list(dict.fromkeys(ids + side_ids)), plain=plain)
 
 
 def contradicted(

@@ -126,7 +126,7 @@ def plain_rendering(new: list[BaseMessage]) -> str:
     """The tool results as the answer, for an answer that stayed unfaithful: true by
     construction, if not eloquent."""
     results = [m for m in new if isinstance(m, ToolMessage)]
-    done = [m.text for m in results if m.status != "error"]
+    done = [(m.artifact or {}).get("plain") or m.text for m in results if m.status != "error"]
     if done:
         return "From your data:\n" + "\n".join(done)
     failed = "; ".join(m.text for m in results) or "no tool was called"
