@@ -97,11 +97,21 @@ def test_never_filters_every_source_and_allow_again_lifts_it(world: World) -> No
     assert top(world, "scifi", k=20) == before
 
 
-def test_the_ranker_path_gets_the_never_filter_and_no_fusion_steering(
+def test_the_ranker_order_is_steered_by_position_and_keeps_its_scores() -> None:
+    steering = Steering(promote=frozenset({"Drama"}), demote=frozenset({"Horror"}))
+    ranked = fused(("a", 1.5), ("b", -0.2), ("c", -0.3), ("d", -0.9))  # not one scale
+    after = steering.reorder_ranked(ranked, META, 0.5)
+    # keys: a 0.5/61, b 1/62, c 0.5/63, d 1.5/64: d and b overtake the disliked a and c
+    assert [f.item_id for f in after] == ["d", "b", "a", "c"]
+    assert {f.item_id: f.score for f in after} == {f.item_id: f.score for f in ranked}
+    assert steering.reorder_ranked(ranked, META, 0.0) == ranked
+
+
+def test_the_ranker_path_gets_the_never_filter_and_the_steering(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a ranker, the user's dislikes reach the order through its profile features; the
-    never filter reaches its candidates through `allow`."""
+    """With a ranker, the never filter reaches its candidates through `allow`, and the
+    user's dislikes move its order (by position) after it ranked."""
     import agent.rank.serve as serve
 
     seen: dict[str, Any] = {}
@@ -125,11 +135,15 @@ def test_the_ranker_path_gets_the_never_filter_and_no_fusion_steering(
     rec.retrieve("scifi", parse_filters(["category!=Drama"]))
     filtered = seen["order"]  # what --filter gives, before any edit
     apply_edit(world.record, "scifi", EditRequest(add_dislikes=["horror"], never=["Drama"]))
-    rec.retrieve("scifi")
+    steered = [f.item_id for f in rec.retrieve("scifi").fused]
     allow = seen["allow"]
     assert allow is not None
     assert not any(allow(i) for i, m in rec.item_meta.items() if "Drama" in m.categories)
-    assert seen["order"] == filtered  # Horror not demoted by fusion steering here
+    assert seen["order"] == filtered  # what the ranker got: fusion's order, unsteered
+    ranked = seen["order"]
+    horror = [i for i in ranked if "Horror" in rec.item_meta[i].categories]
+    assert horror and sorted(steered) == sorted(ranked)
+    assert sum(steered.index(i) for i in horror) > sum(ranked.index(i) for i in horror)
 
 
 def test_steering_reads_only_user_entries_naming_a_category(world: World) -> None:

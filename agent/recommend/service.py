@@ -246,7 +246,8 @@ class Recommender:
                 evidence = self.profile_evidence(ranker, user_id, profile)
                 fused, _ = ranked_fusion(ranker, user_id, history, fused, exclude, allow,
                                          evidence)  # fmt: skip
-        else:  # the user's own dislikes and interests (with a ranker: its profile features)
+            fused = steering.reorder_ranked(fused, self.item_meta, self.settings.steer_strength)
+        else:  # the user's own dislikes and interests
             fused = steering.reorder(fused, self.item_meta, self.settings.steer_strength)
         timings["retrieve_s"] = time.perf_counter() - started
         return Retrieval(

@@ -7,8 +7,10 @@ The adjustment is multiplicative on the fused score: `score × (1 − s)` for a 
 `score × (1 + s)` for a liked one, `s` = the `steer_strength` setting. Reciprocal-rank scores
 fall slowly with rank (1/(60+r)), so s = 0.5 moves a top item of one source below rank 60 of
 that source. The user's free-text topics match no category: they reach the order through the
-profile (the dense query, the ranker's profile features), not here. With a ranker, its profile
-features carry the user's entries (weight 1.0) instead."""
+profile (the dense query, the ranker's profile features), not here. With a learned ranker the
+same factors apply to reciprocal-rank scores of its positions (`reorder_ranked`): an explicit
+edit must act at once, whatever weight the ranker learned for the profile columns (a ranker
+fitted before any profile has none)."""
 
 from __future__ import annotations
 
@@ -80,3 +82,18 @@ class Steering:
             steered,
             key=lambda f: (-f.score, min((h.rank for h in f.hits.values()), default=0), f.item_id),
         )
+
+    def reorder_ranked(
+        self, ranked: Sequence[Fused], meta: Mapping[str, ItemMeta], strength: float, k: int = 60
+    ) -> list[Fused]:
+        """The learned ranker's order steered the same way: its scores are not on one scale
+        (they may be negative), so each item's position gives it the reciprocal-rank score
+        fusion would, 1/(k + position), which the user's entries scale as above. The ranker's
+        own scores are kept; only the order moves."""
+        if not (self.promote or self.demote) or strength == 0:
+            return list(ranked)
+        keyed = [
+            (self.factor(meta.get(entry.item_id), strength) / (k + position), position, entry)
+            for position, entry in enumerate(ranked, start=1)
+        ]
+        return [entry for _, _, entry in sorted(keyed, key=lambda t: (-t[0], t[1]))]
