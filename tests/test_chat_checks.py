@@ -129,3 +129,10 @@ def test_an_answer_that_skips_what_the_explanation_found_does_not_answer_the_que
     assert "Alien" in skipped.unanswered[0] and skipped.problems()[-1] == skipped.unanswered[0]
     answered = check_answer("E.T. is here because of Sleeper.", CATALOG, shown, ratings(), required)
     assert answered.ok and not answered.unanswered
+
+
+def test_a_long_real_title_is_a_valid_item_argument() -> None:
+    from tools.registry import ExplainItemArgs
+
+    title = "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb (1963)"
+    assert ExplainItemArgs(item=title).item == title  # the router passes titles as written

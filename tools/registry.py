@@ -27,8 +27,10 @@ from tools import item_tools, user_tools
 from tools.catalog import Catalog
 from tools.context import ToolContext, ToolInputError
 
-TEXT_ARG_CHARS = 48
-"""Bound of free-text arguments: SmolLM2 once wrote a whole paragraph as an item title."""
+TEXT_ARG_CHARS = 120
+"""Bound of free-text arguments: SmolLM2 once wrote a whole paragraph as an item title. Long
+enough for real titles (ML-100K's "Dr. Strangelove or: How I Learned to Stop Worrying and Love
+the Bomb" is 68 characters: 48 made the router's own call invalid)."""
 ANY_YEARS = (1800, 2100)
 """Year bounds of a catalog without years."""
 
