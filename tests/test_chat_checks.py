@@ -136,3 +136,14 @@ def test_a_long_real_title_is_a_valid_item_argument() -> None:
 
     title = "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb (1963)"
     assert ExplainItemArgs(item=title).item == title  # the router passes titles as written
+
+
+def test_a_taste_claim_about_an_item_outside_the_history_is_false() -> None:
+    """The user never saw The Usual Suspects: "you liked it" is false; "it is here because you
+    liked Alien" claims nothing about it."""
+    shown = set(CATALOG.items)
+    false = check_answer("You liked The Usual Suspects.", CATALOG, shown, ratings())
+    assert "not in their history" in false.contradictions[0]
+    true = check_answer("The Usual Suspects is here because you liked Alien.", CATALOG,
+                        shown, ratings())  # fmt: skip
+    assert not true.contradictions

@@ -5,7 +5,8 @@ LLM.
   showed this turn; any other is ungrounded (the model knew it from pre-training, or from an
   earlier turn it may misremember).
 - Claims: a clause that says the user likes or dislikes something ("you loved Alien", "I
-  usually dislike horror") is checked against the ratings: a named item must be on that side
+  usually dislike horror") is checked against the ratings: a named item must be in the
+  history (not a recommendation the user has never seen) and on that side
   (`agent.profiles.sentiment`: 4-5 liked, 1-2 disliked on a 1-5 scale), a named category
   must not be contradicted by the user's rated items of it (the profile claim check,
   `agent.profiles.claims`, 3+ matching items), and "you rated X 5" must be X's rating.
@@ -95,6 +96,7 @@ class UserRatings:
     def __init__(self, history: Sequence[Interaction], items: Mapping[str, Item]) -> None:
         self.ratings = ratings_of(history)
         self.sides = sides_of(history)
+        self.seen = {e.item_id for e in history}
         self.items = dict(items)
         self.mean = statistics.fmean(self.ratings.values()) if self.ratings else None
 
@@ -168,6 +170,12 @@ def claim_of(
     claim = Claim(clause=text, side=side or "liked", titles=[m.text for m in named])
     for m in named:
         claim.contradictions += title_contradictions(m, side, rated, catalog, user)
+    if named and not any(user.seen & set(m.item_ids) for m in named):
+        # "you liked E.T." of a recommendation: only when no item of the user's is named too
+        # ("E.T. is here because you liked Apollo 13" claims nothing about E.T.)
+        said = side or "rated"
+        claim.contradictions += [f"the user {said} {catalog.name(m.item_ids[0])}, which is not "
+                                 "in their history" for m in named]  # fmt: skip
     if side is not None:
         claim.categories = [c for c in catalog.categories() if bare_words(c) <= bare_words(plain)
                             and bare_words(c)]  # fmt: skip
