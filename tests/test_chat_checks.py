@@ -144,6 +144,11 @@ def test_a_taste_claim_about_an_item_outside_the_history_is_false() -> None:
     shown = set(CATALOG.items)
     false = check_answer("You liked The Usual Suspects.", CATALOG, shown, ratings())
     assert "not in their history" in false.contradictions[0]
+    long = (
+        "The user liked The Usual Suspects because it is similar to Alien and Sleeper, "
+        "which they liked."
+    )  # the chat eval's first answer, one clause naming three films
+    assert "not in their history" in check_answer(long, CATALOG, shown, ratings()).contradictions[0]
     true = check_answer("The Usual Suspects is here because you liked Alien.", CATALOG,
                         shown, ratings())  # fmt: skip
     assert not true.contradictions

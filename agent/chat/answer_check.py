@@ -123,6 +123,15 @@ def check_answer(
         claim = claim_of(clause, named, catalog, user)
         if claim is not None:
             check.claims.append(claim)
+    for mention in mentions:
+        said = unseen_taste_claim(words, mention, user)
+        if said:
+            text = " ".join(w.original for w in words[max(0, mention.start - 3) : mention.end])
+            claim = Claim(clause=text, side="disliked" if said == "disliked" else "liked",
+                          titles=[mention.text])  # fmt: skip
+            claim.contradictions.append(f"the user {said} {catalog.name(mention.item_ids[0])}, "
+                                        "which is not in their history")  # fmt: skip
+            check.claims.append(claim)
     named_ids = {i for m in mentions for i in m.item_ids}
     for tool, items in required:
         if not named_ids & set(items):
@@ -170,17 +179,32 @@ def claim_of(
     claim = Claim(clause=text, side=side or "liked", titles=[m.text for m in named])
     for m in named:
         claim.contradictions += title_contradictions(m, side, rated, catalog, user)
-    if named and not any(user.seen & set(m.item_ids) for m in named):
-        # "you liked E.T." of a recommendation: only when no item of the user's is named too
-        # ("E.T. is here because you liked Apollo 13" claims nothing about E.T.)
-        said = side or "rated"
-        claim.contradictions += [f"the user {said} {catalog.name(m.item_ids[0])}, which is not "
-                                 "in their history" for m in named]  # fmt: skip
     if side is not None:
         claim.categories = [c for c in catalog.categories() if bare_words(c) <= bare_words(plain)
                             and bare_words(c)]  # fmt: skip
         claim.contradictions += category_contradictions(claim.categories, side, user)
     return claim
+
+
+_VERB_BEFORE = re.compile(
+    r"\b(?:you|user|i)\s+(?:have\s+|had\s+|already\s+|really\s+)?(?P<verb>liked|loved|enjoyed|"
+    r"rated|watched|seen|saw|disliked|hated)$"
+)
+
+
+def unseen_taste_claim(words: Sequence[Word], mention: Mention, user: UserRatings) -> str | None:
+    """The verb when the words right before a title say the user liked, rated or watched it
+    ("the user liked Dr. Strangelove") and the item is not in their history: a
+    recommendation presented as something they had. None otherwise."""
+    if user.seen & set(mention.item_ids):
+        return None
+    before = " ".join(w.norm for w in words[max(0, mention.start - 4) : mention.start])
+    found = _VERB_BEFORE.search(before)
+    if found is None:
+        return None
+    verb = found["verb"]
+    return {"loved": "liked", "enjoyed": "liked", "hated": "disliked", "saw": "watched",
+            "seen": "watched"}.get(verb, verb)  # fmt: skip
 
 
 def title_contradictions(
