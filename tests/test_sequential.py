@@ -1,5 +1,7 @@
 """The SASRec-family retriever: it learns an order that only a sequence model can see, it is
-deterministic for a seed, and a saved model scores exactly as the fitted one."""
+deterministic for a seed, a saved model scores exactly as the fitted one, every item of a long
+sequence is a training target once, early stopping keeps the best epoch, and the torch side
+never imports the numpy side."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from agent.recommend.sasrec_torch import windows
 from agent.recommend.sequential import SasRecParams, SequentialModel, fit_sequential
 from tests.fresh import modules_loaded_by
 
-SMALL = SasRecParams(epochs=30, max_len=12, dim=32, batch_size=32, dropout=0.1)
+SMALL = SasRecParams(epochs=30, max_len=12, dim=32, inner=64, batch_size=32, dropout=0.1)
 
 
 def cycles(n: int, seed: int) -> list[list[str]]:
@@ -94,3 +98,49 @@ def test_serving_a_saved_model_imports_no_torch(tmp_path: Path) -> None:
         "assert m.scores(['i0', 'i7']).any()"
     )
     assert modules_loaded_by(code, ("torch",)) == []
+
+
+def test_windows_make_every_item_a_target_once_with_enough_context() -> None:
+    for length, max_len, stride in [(1, 5, 2), (2, 5, 2), (6, 5, 2), (7, 5, 2), (40, 8, 3),
+                                    (41, 8, 8), (120, 50, 25)]:  # fmt: skip
+        seq = list(range(1, length + 1))
+        targets: list[int] = []
+        for window, skip in windows(seq, max_len, stride):
+            assert 2 <= len(window) <= max_len + 1
+            start = seq.index(window[0])
+            assert window == seq[start : start + len(window)]
+            trained = window[1 + skip :]
+            targets += trained
+            for t in trained:  # the items before a target inside its window
+                assert t - window[0] >= min(max_len - stride, t - 1)
+        assert sorted(targets) == seq[1:], (length, max_len, stride)
+
+
+def test_early_stopping_keeps_the_best_epoch_s_weights() -> None:
+    params = SasRecParams(epochs=40, max_len=8, dim=16, inner=32, batch_size=16, patience=3,
+                          dropout=0.1, lr=5e-3)  # fmt: skip
+    model = fit_sequential(cycles(80, 7), params)
+    assert len(model.valid_ndcg) == len(model.losses) >= model.best_epoch >= 1
+    assert model.valid_ndcg[model.best_epoch - 1] == max(model.valid_ndcg)
+    stopped = len(model.losses) < params.epochs
+    assert not stopped or len(model.losses) - model.best_epoch == params.patience
+    # the kept weights are the best epoch's, also after saving (numpy scores them alike)
+    from agent.recommend.sasrec_torch import full_sort_ndcg
+
+    index = {item: k + 1 for k, item in enumerate(model.item_ids)}
+    held = [([index[i] for i in s[:-1]][-8:], index[s[-1]]) for s in cycles(80, 7) if len(s) >= 3]
+    assert full_sort_ndcg(model.net, held, len(model.item_ids), 1) == pytest.approx(
+        model.valid_ndcg[model.best_epoch - 1], abs=1e-6)  # fmt: skip
+
+
+def test_without_patience_every_epoch_runs_on_every_item() -> None:
+    params = SasRecParams(epochs=3, max_len=8, dim=16, inner=32, batch_size=16, patience=0)
+    model = fit_sequential(cycles(40, 8), params)
+    assert len(model.losses) == 3 and model.best_epoch == 3 and model.valid_ndcg == []
+
+
+def test_the_torch_side_does_not_import_the_numpy_side() -> None:
+    """One-way dependency: sequential -> sasrec_torch -> sasrec_params, never back."""
+    loaded = modules_loaded_by("import agent.recommend.sasrec_torch", ("agent",))
+    assert "agent.recommend.sasrec_params" in loaded
+    assert "agent.recommend.sequential" not in loaded

@@ -1,23 +1,32 @@
-"""SASRec's torch side: the network and its training loop (`fit_sequential` in
-`agent.recommend.sequential` calls `train` here), and batched scoring for a model trained in
-this process. A saved model is scored with numpy (`agent.recommend.sequential`), so serving
-never imports torch."""
+"""SASRec's torch side: the network, its training loop with early stopping, and batched
+scoring for a model trained in this process. `agent.recommend.sequential` calls `train` here;
+this module never imports it (`agent.recommend.sasrec_params` holds what both share). A saved
+model is scored with numpy, so serving never imports torch.
+
+Training as RecBole trains SASRec (the reference LLMRank compares against): every item of a
+sequence is a target once, predicted from up to `max_len` items before it, with cross-entropy
+over the whole catalog; with `patience`, each sequence's last item is held out, full-sort
+NDCG@10 on it (the sequence's other items masked) is measured after every epoch, training
+stops after `patience` epochs without a better one and the best epoch's weights are kept."""
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from agent.recommend.sequential import PAD, SasRecParams, Scores
+from agent.recommend.sasrec_params import PAD, SasRecParams, Scores
 
-if TYPE_CHECKING:
-    from agent.recommend.sequential import SequentialModel
+log = logging.getLogger(__name__)
+Window = tuple[list[int], int]
+"""Items (at most max_len + 1) and how many of its first targets are not trained on here."""
 
 
 class SasRecNet(nn.Module):
@@ -27,8 +36,9 @@ class SasRecNet(nn.Module):
         self.positions = nn.Embedding(p.max_len, p.dim)
         self.dropout = nn.Dropout(p.dropout)
         layer = nn.TransformerEncoderLayer(
-            p.dim, p.heads, p.dim, p.dropout, activation="gelu", batch_first=True, norm_first=True
-        )
+            p.dim, p.heads, p.inner, p.dropout, activation="gelu", batch_first=True,
+            norm_first=True,
+        )  # fmt: skip
         self.encoder = nn.TransformerEncoder(layer, p.blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(p.dim)
         self.heads = p.heads
@@ -71,6 +81,35 @@ class _threads:
         torch.set_num_threads(self.before)
 
 
+@dataclass
+class Trained:
+    net: SasRecNet
+    weights: dict[str, np.ndarray]
+    losses: list[float] = field(default_factory=list)
+    valid_ndcg: list[float] = field(default_factory=list)
+    """Full-sort NDCG@10 (x100) of the held-out last items after each epoch."""
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+
+def windows(seq: Sequence[int], max_len: int, stride: int) -> list[Window]:
+    """Training windows of one sequence: together they make every item after the first a
+    target exactly once, each with at least `max_len - stride` items of context (all of
+    them in the first window)."""
+    last = len(seq) - 1  # index of the last target
+    if last < 1:
+        return []
+    if last <= max_len:
+        return [(list(seq), 0)]
+    ends = list(range(last, max_len, -stride)) + [max_len]
+    found = []
+    for k, end in enumerate(ends):
+        start = end - max_len  # inputs seq[start:end], targets seq[start + 1 : end + 1]
+        covered = ends[k + 1] if k + 1 < len(ends) else 0  # targets up to here: other windows
+        found.append((list(seq[start : end + 1]), max(covered - start, 0)))
+    return found
+
+
 def _left_pad(seqs: Sequence[Sequence[int]], length: int) -> torch.Tensor:
     out = torch.full((len(seqs), length), PAD, dtype=torch.long)
     for row, seq in enumerate(seqs):
@@ -100,54 +139,82 @@ def scores_many(
     return out
 
 
-def train(
-    model: SequentialModel,
-    encoded: list[list[int]],
-    on_epoch: Callable[[int, SequentialModel], None] | None = None,
-) -> None:
-    """Fit `model` (its `net` is set here) on encoded sequences: every position of a
-    sequence is a training example (predict the next item), full softmax over the catalog."""
-    p = model.params
-    torch.manual_seed(p.seed)
-    net = SasRecNet(len(model.item_ids), p)
-    model.net = net
-    if not encoded:
-        net.eval()
-        model.weights = weights_of(net)
-        return
-    rng = np.random.default_rng(p.seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=p.lr, betas=(0.9, 0.98))
+def full_sort_ndcg(
+    net: SasRecNet, held: Sequence[tuple[Sequence[int], int]], n_items: int, threads: int
+) -> float:
+    """Mean NDCG@10 (x100) of each held-out item among all items, the history's own masked
+    (RecBole's full-sort evaluation)."""
+    if not held:
+        return math.nan
+    scores = scores_many(net, [h for h, _ in held], n_items, threads, 512)
+    gains = []
+    for row, (history, target) in enumerate(held):
+        s = scores[row]
+        mine = s[target - 1]
+        s[[i - 1 for i in history]] = -np.inf
+        rank = 1 + int((s > mine).sum())
+        gains.append(1.0 / math.log2(rank + 1) if rank <= 10 else 0.0)
+    return round(100 * float(np.mean(gains)), 3)
+
+
+def _epoch(net: SasRecNet, optimizer: torch.optim.Optimizer, batches: list[list[Window]]) -> float:
     loss_fn = nn.CrossEntropyLoss()
-    by_length = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    batches = [by_length[i : i + p.batch_size] for i in range(0, len(by_length), p.batch_size)]
-    started = time.perf_counter()
+    total = 0.0
+    net.train()
+    for chunk in batches:
+        length = max(len(w) for w, _ in chunk) - 1
+        inputs = _left_pad([w[:-1] for w, _ in chunk], length)
+        targets = _left_pad([[PAD] * skip + w[1 + skip :] for w, skip in chunk], length)
+        real = targets != PAD
+        logits = net.logits(net(inputs)[real])  # only positions trained on in this window
+        loss = loss_fn(logits, targets[real])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    net.eval()
+    return round(total / max(len(batches), 1), 4)
+
+
+def train(n_items: int, encoded: Sequence[Sequence[int]], p: SasRecParams) -> Trained:
+    """A network fitted on encoded sequences (item indices from 1, oldest first)."""
+    torch.manual_seed(p.seed)
+    net = SasRecNet(n_items, p)
+    net.eval()
+    held: list[tuple[list[int], int]] = []
+    if p.patience > 0:
+        held = [(list(s[:-1][-p.max_len :]), s[-1]) for s in encoded if len(s) >= 3]
+        encoded = [s[:-1] if len(s) >= 3 else s for s in encoded]
+    every = [w for s in encoded for w in windows(s, p.max_len, p.stride)]
+    found = Trained(net, weights_of(net))
+    if not every:
+        return found
+    rng = np.random.default_rng(p.seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=p.lr)
+    started, best = time.perf_counter(), -1.0
     with _threads(p.threads):
-        net.train()
-        for _ in range(p.epochs):
-            total = 0.0
-            for b in rng.permutation(len(batches)):
-                chunk = [encoded[i] for i in batches[b]]
-                length = max(len(s) for s in chunk) - 1
-                inputs = _left_pad([s[:-1] for s in chunk], length)
-                targets = _left_pad([s[1:] for s in chunk], length)
-                real = targets != PAD
-                logits = net.logits(net(inputs)[real])  # only positions with a next item
-                loss = loss_fn(logits, targets[real])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item()
-            model.losses.append(round(total / len(batches), 4))
-            if on_epoch is not None:
-                net.eval()
-                model.weights = weights_of(net)
-                paused = time.perf_counter()
-                on_epoch(len(model.losses), model)
-                started += time.perf_counter() - paused
-                net.train()
-        net.eval()
-    model.weights = weights_of(net)
-    model.train_seconds = round(time.perf_counter() - started, 2)
+        for epoch in range(1, p.epochs + 1):
+            order = rng.permutation(len(every))
+            batches = [[every[i] for i in order[k : k + p.batch_size]]
+                       for k in range(0, len(order), p.batch_size)]  # fmt: skip
+            found.losses.append(_epoch(net, optimizer, batches))
+            if not held:
+                continue
+            paused = time.perf_counter()
+            ndcg = full_sort_ndcg(net, held, n_items, p.threads)
+            started += time.perf_counter() - paused  # validation is not training time
+            found.valid_ndcg.append(ndcg)
+            log.info("epoch %d loss %.4f valid NDCG@10 %.2f", epoch, found.losses[-1], ndcg)
+            if ndcg > best:
+                best, found.best_epoch, found.weights = ndcg, epoch, weights_of(net)
+            elif epoch - found.best_epoch >= p.patience:
+                break
+    if held:
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in found.weights.items()})
+    else:
+        found.weights, found.best_epoch = weights_of(net), len(found.losses)
+    found.seconds = round(time.perf_counter() - started, 2)
+    return found
 
 
 def load_legacy(path: Path) -> dict[str, object]:

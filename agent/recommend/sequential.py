@@ -4,15 +4,19 @@ over a user's most recent items, trained to predict the next item at every posit
 Why a compact torch model here instead of a library: torch-rechub 0.9 (which ships SASRec)
 would bring pandas and scikit-learn for a model of about a hundred lines, trains it with its own
 dataframe pipeline and one sampled negative per position (binary cross-entropy); RecBole pins
-old numpy-era dependencies and `rectools` needs numpy < 2. This one trains with the full
-softmax over the catalog (cross-entropy, as gSASRec and "SASRec with CE" show, it is much
-stronger than one sampled negative at this catalog size) and needs only torch, which the vLLM
-CPU build already installs.
+old numpy-era dependencies and `rectools` needs numpy < 2. This one trains as RecBole's SASRec
+does in LLMRank's comparison (`agent.recommend.sasrec_torch`): full softmax over the catalog,
+every item a target with up to 50 items of context, early stopping on full-sort NDCG@10 of each
+sequence's held-out last item. Measured on ML-100K (943 users, leave-one-out by time) against
+RecBole's own SASRec on LLMRank's own candidate lists: see `SasRecParams` and the eval's
+`llmrank-ref` protocol.
 
-Torch only trains (`agent.recommend.sasrec_torch`). A model is saved as numpy arrays and a
-saved model scores with numpy: the same forward pass (pre-norm transformer blocks, exact GELU,
-causal attention) in float32, so `recommend` never imports torch (about 2 s per process
-here). A model trained in this process scores its batches with torch.
+Dependencies run one way: this module imports `agent.recommend.sasrec_torch` only inside
+`fit_sequential` (and to read a legacy torch file); `sasrec_torch` never imports this module.
+A model is saved as numpy arrays and a saved model scores with numpy: the same forward pass
+(pre-norm transformer blocks, exact GELU, causal attention) in float32, so `recommend` never
+imports torch (about 2 s per process here). A model trained in this process scores its
+batches with torch.
 
 Numpy in, numpy out: `scores(history)` gives one score per item of `item_ids`, like EASE, so
 the ranker and the eval treat both alike. Deterministic for a given seed on CPU."""
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,27 +33,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-Scores = npt.NDArray[np.float32]
+from agent.recommend.sasrec_params import PAD, SasRecParams, Scores
+
+__all__ = ["PAD", "SasRecParams", "Scores", "SequentialModel", "fit_sequential"]
+
 Weights = dict[str, npt.NDArray[np.float32]]
-PAD = 0
 FORMAT = "personae-sasrec-1"
 _erf = np.frompyfunc(math.erf, 1, 1)
-
-
-@dataclass(frozen=True)
-class SasRecParams:
-    max_len: int = 50
-    """Most recent items a user is represented by (and trained on)."""
-    dim: int = 64
-    blocks: int = 2
-    heads: int = 1
-    dropout: float = 0.2
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 2e-3
-    seed: int = 0
-    threads: int = 1
-    """torch threads while training and scoring (the build machines are shared)."""
 
 
 @dataclass
@@ -60,6 +50,10 @@ class SequentialModel:
     """The network's state dict (torch's names) as float32 arrays."""
     train_seconds: float = 0.0
     losses: list[float] = field(default_factory=list)
+    valid_ndcg: list[float] = field(default_factory=list)
+    """Full-sort NDCG@10 (x100) of each training sequence's held-out last item, per epoch."""
+    best_epoch: int = 0
+    """The epoch whose weights were kept (the last one without early stopping)."""
     net: Any = None
     """The torch module when trained in this process (batched scoring with torch)."""
     _index: dict[str, int] = field(default_factory=dict, repr=False)
@@ -108,7 +102,7 @@ class SequentialModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         meta = {"format": FORMAT, "params": asdict(self.params),
-                "train_seconds": self.train_seconds}  # fmt: skip
+                "train_seconds": self.train_seconds, "best_epoch": self.best_epoch}  # fmt: skip
         arrays: dict[str, Any] = {f"w/{name}": value for name, value in self.weights.items()}
         arrays |= {"meta": np.array(json.dumps(meta)), "item_ids": np.array(self.item_ids, str)}
         with tmp.open("wb") as f:
@@ -131,7 +125,9 @@ class SequentialModel:
             }
             item_ids = [str(i) for i in data["item_ids"]]
         params = SasRecParams(**meta["params"])
-        return cls(item_ids, params, weights, float(meta["train_seconds"]))
+        model = cls(item_ids, params, weights, float(meta["train_seconds"]))
+        model.best_epoch = int(meta.get("best_epoch", 0))
+        return model
 
     @classmethod
     def _load_legacy(cls, path: Path) -> SequentialModel:
@@ -178,14 +174,12 @@ def _attention(
 
 
 def fit_sequential(
-    sequences: Iterable[Sequence[str]],
-    params: SasRecParams | None = None,
-    on_epoch: Callable[[int, SequentialModel], None] | None = None,
+    sequences: Iterable[Sequence[str]], params: SasRecParams | None = None
 ) -> SequentialModel:
-    """Fit on users' positive items in time order (one sequence per user). Every position of
-    a sequence's last `max_len + 1` items is a training example (predict the next item).
-    `on_epoch(epoch, model)` runs after each epoch with the model in eval mode (to watch a
-    validation metric; the time it takes is not counted as training time)."""
+    """Fit on users' positive items in time order (one sequence per user): every item after a
+    sequence's first is a target once, predicted from up to `max_len` items before it. With
+    `params.patience`, each sequence's last item is held out to pick the epoch (see
+    `agent.recommend.sasrec_torch`)."""
     from agent.recommend.sasrec_torch import train
 
     p = params or SasRecParams()
@@ -196,7 +190,8 @@ def fit_sequential(
             counts[item] = counts.get(item, 0) + 1
     item_ids = sorted(counts)
     index = {item: i + 1 for i, item in enumerate(item_ids)}
-    encoded = [[index[i] for i in s][-(p.max_len + 1) :] for s in seqs]
-    model = SequentialModel(item_ids, p)
-    train(model, encoded, on_epoch)
+    trained = train(len(item_ids), [[index[i] for i in s] for s in seqs], p)
+    model = SequentialModel(item_ids, p, trained.weights, trained.seconds, trained.losses,
+                            net=trained.net)  # fmt: skip
+    model.valid_ndcg, model.best_epoch = trained.valid_ndcg, trained.best_epoch
     return model
