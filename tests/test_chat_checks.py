@@ -152,3 +152,14 @@ def test_a_taste_claim_about_an_item_outside_the_history_is_false() -> None:
     true = check_answer("The Usual Suspects is here because you liked Alien.", CATALOG,
                         shown, ratings())  # fmt: skip
     assert not true.contradictions
+
+
+def test_each_category_of_a_list_is_its_own_claim() -> None:
+    """Crime is rated 1, 1, 1 and Comedy 5, 5, 5, the user's mean 3.7: pooled, the six items
+    average 3.0, under the mean, and would hide that "you dislike comedy" is false."""
+    history = [event("u", "6", 1, 0), event("u", "11", 1, 1), event("u", "12", 1, 2),
+               event("u", "9", 5, 3), event("u", "1", 5, 4), event("u", "3", 5, 5),
+               event("u", "8", 5, 6), event("u", "423", 5, 7), event("u", "5", 5, 8)]  # fmt: skip
+    user = UserRatings(history, CATALOG.items)
+    check = check_answer("You dislike crime and comedy.", CATALOG, set(), user)
+    assert [c.split(",")[0] for c in check.contradictions] == ["the user disliked Comedy"]

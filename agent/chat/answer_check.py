@@ -227,14 +227,16 @@ def title_contradictions(
 
 
 def category_contradictions(categories: list[str], side: Side, user: UserRatings) -> list[str]:
-    if not categories or user.mean is None:
+    """Each category on its own: "you dislike thriller, comedy and horror" is three claims
+    (their items pooled could average out to the user's mean and hide a false one)."""
+    if user.mean is None:
         return []
-    topic = " ".join(categories)
-    matches = matching_ratings(topic, user.ratings, user.items, LexicalJudge())
-    if len(matches) < MIN_MATCHES or agrees(matches, user.mean, side == "liked"):
-        return []
-    return [
-        f"the user {side} {' / '.join(categories)}, but they rate those items "
-        f"{statistics.fmean(matches):.1f} on average ({len(matches)} items; their mean "
-        f"{user.mean:.1f})"
-    ]
+    found = []
+    for category in categories:
+        matches = matching_ratings(category, user.ratings, user.items, LexicalJudge())
+        if len(matches) < MIN_MATCHES or agrees(matches, user.mean, side == "liked"):
+            continue
+        found.append(f"the user {side} {category}, but they rate those items "
+                     f"{statistics.fmean(matches):.1f} on average ({len(matches)} items; their "
+                     f"mean {user.mean:.1f})")  # fmt: skip
+    return found
