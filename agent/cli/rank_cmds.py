@@ -25,8 +25,14 @@ def fit_cmd(
         int, typer.Option("--depth", min=1, help="Top items each retriever adds to the candidates.")
     ] = 50,
     epochs: Annotated[
-        int, typer.Option("--epochs", min=1, help="Training epochs of the sequential model.")
-    ] = 50,
+        int | None,
+        typer.Option(
+            "--epochs",
+            min=1,
+            help="At most this many epochs of the sequential model "
+            "(early stopping on validation usually ends it sooner). Default: 200.",
+        ),
+    ] = None,
     no_sequential: Annotated[
         bool, typer.Option("--no-sequential", help="Leave the sequential (SASRec) source out.")
     ] = False,
@@ -55,7 +61,12 @@ def fit_cmd(
 
     started = time.perf_counter()
     s = make_settings(data_dir=data_dir)
-    sequential = None if no_sequential else replace(SasRecParams(), epochs=epochs, threads=threads)
+    defaults = SasRecParams()
+    sequential = (
+        None
+        if no_sequential
+        else replace(defaults, epochs=epochs or defaults.epochs, threads=threads)
+    )
     options = FitOptions(
         sources=SourceParams(s.collaborative_lambda, s.collaborative_max_items,
                              s.popularity_half_life_days),
