@@ -95,13 +95,17 @@ def profile_result(ctx: ToolContext, profile: UserProfile, versions: list[int]) 
     for liked, label, claims in ((True, "Likes", profile.interests),
                                  (False, "Dislikes", profile.dislikes)):  # fmt: skip
         for claim in claims:
-            if contradicted(claim, liked, ratings, items):
+            if claim.source != "user" and contradicted(claim, liked, ratings, items):
                 left_out += 1
                 continue
             evidence = [e for e in claim.evidence if e in ctx.catalog.items][:CLAIM_ITEMS]
             ids += evidence
             named = "; ".join(rated(ctx, e, ratings) for e in evidence)
-            lines.append(f"{label} {untrusted(claim.topic, 40)}: {named or '-'}")
+            own = claim.source == "user"
+            lines.append(
+                f"{label} {untrusted(claim.topic, 40)}: "
+                f"{named or ('the user said so (profile edit)' if own else '-')}"
+            )
             said[liked].append(f"{untrusted(claim.topic, 40)} ({named})" if named else
                                untrusted(claim.topic, 40))  # fmt: skip
     if left_out:

@@ -83,7 +83,13 @@ def profile_table(profile: UserProfile, cited: dict[str, str] | None = None) -> 
         return (
             "\n".join(
                 f"{i.topic} ({i.weight:.2f})\n  <- "
-                + "; ".join(named.get(e, e) for e in i.evidence)
+                + (
+                    "; ".join(named.get(e, e) for e in i.evidence)
+                    if i.evidence
+                    else "your own edit"
+                    if getattr(i, "source", "model") == "user"
+                    else "-"
+                )
                 for i in entries
             )
             or "-"
