@@ -163,3 +163,21 @@ def test_each_category_of_a_list_is_its_own_claim() -> None:
     user = UserRatings(history, CATALOG.items)
     check = check_answer("You dislike crime and comedy.", CATALOG, set(), user)
     assert [c.split(",")[0] for c in check.contradictions] == ["the user disliked Comedy"]
+
+
+def test_every_title_of_a_liked_list_is_claimed() -> None:
+    """From the chat eval: "The user liked Toy Story, Twelve Monkeys, and Star Trek" of a user
+    who rated Twelve Monkeys 2; here Scream and Free Willy were rated 1."""
+    check = check_answer("You liked Alien, Scream and Free Willy.", CATALOG, set(CATALOG.items),
+                         ratings())  # fmt: skip
+    found = " | ".join(check.contradictions)
+    assert "Scream" in found and "Free Willy" in found and "Alien" not in found
+    fine = check_answer("You liked Alien and Sleeper.", CATALOG, set(CATALOG.items), ratings())
+    assert not fine.contradictions
+
+
+def test_a_title_after_a_closed_list_or_a_lone_comma_is_not_claimed() -> None:
+    shown = set(CATALOG.items)
+    for answer in ("Because you liked Alien and Sleeper, Heat is your top pick.",
+                   "Because you liked Alien, Heat is your top pick."):  # fmt: skip
+        assert not check_answer(answer, CATALOG, shown, ratings()).contradictions

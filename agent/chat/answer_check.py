@@ -123,14 +123,11 @@ def check_answer(
         claim = claim_of(clause, named, catalog, user)
         if claim is not None:
             check.claims.append(claim)
-    for mention in mentions:
-        said = unseen_taste_claim(words, mention, user)
-        if said:
-            text = " ".join(w.original for w in words[max(0, mention.start - 3) : mention.end])
-            claim = Claim(clause=text, side="disliked" if said == "disliked" else "liked",
-                          titles=[mention.text])  # fmt: skip
-            claim.contradictions.append(f"the user {said} {catalog.name(mention.item_ids[0])}, "
-                                        "which is not in their history")  # fmt: skip
+    already = {c for claim in check.claims for c in claim.contradictions}
+    for mention, verb in governed(words, mentions):
+        claim = verb_claim(words, mention, verb, catalog, user)
+        claim.contradictions = [c for c in claim.contradictions if c not in already]
+        if claim.contradictions:
             check.claims.append(claim)
     named_ids = {i for m in mentions for i in m.item_ids}
     for tool, items in required:
@@ -192,19 +189,51 @@ _VERB_BEFORE = re.compile(
 )
 
 
-def unseen_taste_claim(words: Sequence[Word], mention: Mention, user: UserRatings) -> str | None:
-    """The verb when the words right before a title say the user liked, rated or watched it
-    ("the user liked Dr. Strangelove") and the item is not in their history: a
-    recommendation presented as something they had. None otherwise."""
-    if user.seen & set(mention.item_ids):
-        return None
-    before = " ".join(w.norm for w in words[max(0, mention.start - 4) : mention.start])
-    found = _VERB_BEFORE.search(before)
-    if found is None:
-        return None
-    verb = found["verb"]
-    return {"loved": "liked", "enjoyed": "liked", "hated": "disliked", "saw": "watched",
-            "seen": "watched"}.get(verb, verb)  # fmt: skip
+_LIST_GLUE = frozenset({"and", "or"})
+_VERBS = {"loved": "liked", "enjoyed": "liked", "hated": "disliked", "saw": "watched",
+          "seen": "watched"}  # fmt: skip
+
+
+def governed(words: Sequence[Word], mentions: Sequence[Mention]) -> list[tuple[Mention, str]]:
+    """Titles with the taste verb that governs them: the words right before the title ("the
+    user liked Dr. Strangelove"), or, for a title in a list closed by "and"/"or", the verb of
+    the list's first title ("you liked Toy Story, Twelve Monkeys and Heat": all three; in "you
+    loved Alien, Star Wars is a pick" Star Wars is no member: no "and" closes the list)."""
+    found: list[tuple[Mention, str]] = []
+    verb: str | None = None
+    pending: list[Mention] = []
+    previous_of: list[Mention | None] = [None, *mentions[:-1]] if mentions else []
+    for previous, mention in zip(previous_of, mentions, strict=True):
+        before = " ".join(w.norm for w in words[max(0, mention.start - 4) : mention.start])
+        hit = _VERB_BEFORE.search(before)
+        gap = [w.norm for w in words[previous.end : mention.start] if w.norm] if previous else None
+        if hit:
+            verb, pending = _VERBS.get(hit["verb"], hit["verb"]), []
+            found.append((mention, verb))
+        elif verb is not None and gap == []:  # a comma: a member if an "and" comes later
+            pending.append(mention)
+        elif verb is not None and gap and all(g in _LIST_GLUE for g in gap):
+            found += [(m, verb) for m in [*pending, mention]]
+            verb, pending = None, []
+        else:
+            verb, pending = None, []
+    return found
+
+
+def verb_claim(
+    words: Sequence[Word], mention: Mention, verb: str, catalog: Catalog, user: UserRatings
+) -> Claim:
+    """What a governed title claims: an item outside the history presented as one the user
+    had, or a liked/disliked item on the other side of the user's ratings."""
+    text = " ".join(w.original for w in words[max(0, mention.start - 3) : mention.end])
+    side: Side = "disliked" if verb == "disliked" else "liked"
+    claim = Claim(clause=text, side=side, titles=[mention.text])
+    if not user.seen & set(mention.item_ids):
+        claim.contradictions.append(f"the user {verb} {catalog.name(mention.item_ids[0])}, "
+                                    "which is not in their history")  # fmt: skip
+    elif verb in ("liked", "disliked"):
+        claim.contradictions += title_contradictions(mention, side, None, catalog, user)
+    return claim
 
 
 def title_contradictions(
