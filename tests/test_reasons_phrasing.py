@@ -63,7 +63,7 @@ def test_every_shape_the_evidence_supports_passes_every_check() -> None:
         assert check.faithfulness == 1.0
     assert phrasing.shapes[:5] == ["ratings", "category", "recent", "era", "popular"]
     assert "You rated Aladdin 5/5 and Star Wars 4/5" in seen[0]
-    assert "children's film like Aladdin (5/5 from you)" in seen[1]
+    assert seen[1].startswith("A children's film like Aladdin (5/5 from you)")
     assert "1980s" in seen[3] and "4.7 on average (overall 4.0)" in seen[3]
 
 
@@ -138,3 +138,14 @@ def test_each_new_claim_type_is_caught_when_false() -> None:
     assert facts_of("One of the 50 most-liked films.") == []
     assert facts_of("One of the 25 most-liked films.") != []
     assert facts_of("A popular pick.", popularity_rank=400) == ["says popular (rank 400)"]
+
+
+def test_the_article_agrees_with_the_category() -> None:
+    """Read in the main job's table: "A animation-comedy film like The Wrong Trousers"."""
+    from agent.reasons.phrasing import Facts, category_shape
+
+    evidence = evidence_for(RICH)
+    evidence.drivers[0].categories = ["Animation", "Comedy"]
+    evidence.categories = ["Animation", "Comedy"]
+    text = category_shape(Facts(evidence, evidence.drivers[:1]))
+    assert text is not None and text.startswith("An animation-comedy film like Aladdin"), text

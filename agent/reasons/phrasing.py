@@ -129,7 +129,8 @@ def category_shape(f: Facts) -> str | None:
     kind = "-".join(c.lower() for c in f.shared(driver)[:2])
     rest = [d for d in f.drivers if d is not driver]
     said = display(driver.title) + (f" ({driver.rating:g}/5 from you)" if liked(driver) else "")
-    first = f"A {kind} film like {said}"
+    article = "An" if kind[:1].lower() in "aeiou" else "A"
+    first = f"{article} {kind} film like {said}"
     return f"{first}; fans of {names(rest)} liked it too." if rest else f"{first}."
 
 
