@@ -12,37 +12,32 @@ judging, for both rankers alike (`ranker-no-llm` has no such columns at all)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agent.profiles.profiler import Profiler
 from agent.rank.features import LlmEvidence
-from agent.rank.profile_match import CONFIDENCE, Embed, ProfileVectors, profile_vectors
+from agent.rank.profile_match import Embed
+from agent.rank.profile_training import profile_evidence
 from agent.recommend.scored import ScoreRequest, prepare_scored
 from agent.schemas import Item
-from agent.schemas.profile import UserProfile
 from evals.llm import LLMStages, ProfileResult, RerankResult
 from evals.ranked import TrainingGroup
-
-
-def evidence_from(
-    profile: UserProfile | None, rerank: RerankResult | None, vectors: ProfileVectors | None
-) -> LlmEvidence:
-    """`llm_score` per candidate from a scored re-rank, `profile_confidence` per user, the
-    profile's embedded topics for the profile columns."""
-    per_item = {"llm_score": dict(rerank.scores)} if rerank is not None and rerank.scores else {}
-    per_user = {"profile_confidence": CONFIDENCE[profile.confidence]} if profile else {}
-    return LlmEvidence(per_item=per_item, per_user=per_user, profile=vectors)
 
 
 def test_stage_evidence(
     profiles: Mapping[str, ProfileResult], reranks: Mapping[str, RerankResult], embed: Embed
 ) -> dict[str, LlmEvidence]:
+    """The profile columns as `rank fit` and `recommend` compute them (`profile_evidence`),
+    plus `llm_score` per candidate from a scored re-rank."""
     made = {u: r.profile for u, r in profiles.items() if r.profile is not None}
-    vectors = profile_vectors(made, embed)
-    return {
-        user_id: evidence_from(result.profile, reranks.get(user_id), vectors.get(user_id))
-        for user_id, result in profiles.items()
-    }
+    from_profiles = profile_evidence(made, embed)
+    found = {}
+    for user_id in profiles:
+        base = from_profiles.get(user_id, LlmEvidence())
+        rerank = reranks.get(user_id)
+        scores = {"llm_score": dict(rerank.scores)} if rerank is not None and rerank.scores else {}
+        found[user_id] = replace(base, per_item={**base.per_item, **scores})
+    return found
 
 
 @dataclass
