@@ -137,10 +137,8 @@ def explain_item(ctx: ToolContext, item: str) -> ToolResult:
         explained = Explainer(rec).explain(ctx.user_id, item_id, k=EXPLAIN_K, filters=ItemFilter())
     except (NoProfileError, UnknownUserError, UnknownItemError) as err:
         raise ToolInputError(str(err).strip("'\"")) from err
-    lines, driver_ids = _explain_lines(ctx, explained)
+    lines, driver_ids, raised = _explain_lines(ctx, explained)
     text = "\n".join([line(rec.item(item_id)), *lines])
-    ratings = ratings_of(ctx.history())
-    raised = "; ".join(rated(ctx, d, ratings) for d in driver_ids)
     plain = f"{untrusted(ctx.catalog.name(item_id))}: {explained.verdict}." + (
         f" Your items that raised its score most: {raised}." if raised else ""
     )
@@ -149,17 +147,18 @@ def explain_item(ctx: ToolContext, item: str) -> ToolResult:
     return shown(ctx, ToolResult(text, [item_id, *driver_ids], required=required, plain=plain))
 
 
-def _explain_lines(ctx: ToolContext, explained: Explanation) -> tuple[list[str], list[str]]:
+def _explain_lines(ctx: ToolContext, explained: Explanation) -> tuple[list[str], list[str], str]:
+    """The result's lines, the drivers' ids, and the drivers named with the user's ratings."""
     ratings = ratings_of(ctx.history())
     lines = [f"Verdict: {explained.verdict}"]
     drivers = explained.evidence.drivers[:DRIVERS_SHOWN] if explained.evidence else []
     driver_ids = [d.item_id for d in drivers if d.item_id in ctx.catalog.items]
+    named = "; ".join(rated(ctx, d, ratings) for d in driver_ids)
     if driver_ids:
-        named = "; ".join(rated(ctx, d, ratings) for d in driver_ids)
         lines.append(f"The user's items that raised its score most: {named}")
     if explained.evidence is not None and explained.evidence.interests:
         topics = "; ".join(untrusted(t, 40) for t in explained.evidence.interests[:2])
         lines.append(f"It matches the profile interests: {topics}")
     skip = set(driver_facts(explained.evidence))
     lines += [f"- {fact}" for fact in explained.facts if fact not in skip]
-    return lines, driver_ids
+    return lines, driver_ids, named
