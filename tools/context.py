@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agent.profiles.edits import EditRequest
 from agent.recommend.service import Recommender
 from agent.schemas import Interaction
 from agent.store.profile_index import ProfileIndex
@@ -27,6 +28,9 @@ class ToolContext:
     """Profile vectors for `similar_users`; None disables that tool's lookups."""
     surfaced: dict[str, None] = field(default_factory=dict)
     """Item ids shown by tools in this session, in order (an ordered set)."""
+    pending_edit: EditRequest | None = None
+    """A profile edit the chat proposed and the user has not yet confirmed
+    (`tools.edit_tools`): stored only on their yes."""
     _catalog: Catalog | None = field(default=None, repr=False)
 
     @property

@@ -23,7 +23,8 @@ from typing import Any, Literal
 from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tools import item_tools, user_tools
+from agent.profiles.edits import MAX_TOPIC_CHARS
+from tools import edit_tools, item_tools, user_tools
 from tools.catalog import Catalog
 from tools.context import ToolContext, ToolInputError
 
@@ -50,6 +51,14 @@ class SearchCatalogArgs(Args):
 
 class ExplainItemArgs(Args):
     item: str = Field(max_length=TEXT_ARG_CHARS, description="The item's title")
+
+
+class ProfileEditArgs(Args):
+    action: edit_tools.EditAction = Field(
+        description="add_dislike: less of it; add_interest: more of it; remove: drop it from the "
+        "profile; never: a category never recommended; allow_again: lift a never"
+    )
+    topic: str = Field(max_length=MAX_TOPIC_CHARS, description="A category or a few words")
 
 
 class SimilarUsersArgs(Args):
@@ -149,6 +158,13 @@ register("explain_item", ToolSpec(
 ))  # fmt: skip
 register("similar_users", ToolSpec(
     user_tools.similar_users, "Interests the user shares with similar users.", SimilarUsersArgs
+))  # fmt: skip
+register("propose_profile_edit", ToolSpec(
+    edit_tools.propose_profile_edit,
+    "When the user asks to change their profile ('no more horror', 'I like westerns now', "
+    "'never show me X', 'remove X from my profile'): propose the edit; it is saved only if "
+    "they confirm.",
+    ProfileEditArgs,
 ))  # fmt: skip
 
 

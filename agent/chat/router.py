@@ -64,6 +64,27 @@ _HISTORY = re.compile(
     r"latest|history)|\brated\s+(?:highest|lowest|best|worst)|\bhave\s+i\s+(?:seen|watched|rated)",
     re.I,
 )
+_TOPIC = r"(?P<topic>[\w\s'&-]{2,40}?)"
+_TOPIC_END = r"(?:[\s,]+(?:please|any\s?more|from\s+now\s+on|again|for\s+me))*[\s.!]*$"
+_EDITS: list[tuple[str, re.Pattern[str]]] = [
+    ("never", re.compile(r"^(?:please\s+)?(?:never|don'?t\s+ever|do\s+not\s+ever)\s+(?:show|"
+                         r"recommend|suggest)(?:\s+me)?(?:\s+any)?\s+" + _TOPIC + _TOPIC_END,
+                         re.I)),
+    ("remove", re.compile(r"^(?:please\s+)?(?:remove|delete|drop|take)\s+" + _TOPIC
+                          + r"\s+(?:from|off|out\s+of)\s+my\s+profile" + _TOPIC_END, re.I)),
+    ("add_dislike", re.compile(r"^(?:please\s+)?(?:no\s+more|less|fewer|stop\s+(?:recommending|"
+                               r"showing|suggesting)(?:\s+me)?)\s+" + _TOPIC + _TOPIC_END, re.I)),
+    ("add_dislike", re.compile(r"^i\s+(?:don'?t|do\s+not|no\s+longer)\s+(?:like|enjoy|want)\s+"
+                               + _TOPIC + _TOPIC_END, re.I)),
+    ("add_dislike", re.compile(r"^i(?:'m|\s+am)\s+(?:tired|sick)\s+of\s+" + _TOPIC + _TOPIC_END,
+                               re.I)),
+    ("add_interest", re.compile(r"^(?:please\s+)?(?:(?:show|give)\s+me\s+)?more\s+(?!like\b)"
+                                + _TOPIC + _TOPIC_END, re.I)),
+    ("add_interest", re.compile(r"^i\s+(?:really\s+)?(?:like|love|enjoy)\s+(?!it\b|that\b|this\b)"
+                                + _TOPIC + r"(?:\s+now)?" + _TOPIC_END, re.I)),
+]  # fmt: skip
+"""Clauses asking to change the profile ("no more horror, please"): a proposed edit, stored
+only when the user confirms (`tools.edit_tools`)."""
 _SIMILAR = re.compile(r"\bpeople\s+like\s+me\b|\bsimilar\s+users\b|\busers\s+like\s+me\b", re.I)
 
 
@@ -89,6 +110,9 @@ def route_clause(clause: str, catalog: Catalog) -> RoutedCall | None:
     if why is not None:
         return RoutedCall(name="explain_item", args={"item": title_in(why["title"], catalog)},
                           clause=clause)  # fmt: skip
+    edit = edit_in(clause)
+    if edit is not None:
+        return RoutedCall(name="propose_profile_edit", args=edit, clause=clause)
     if _SIMILAR.search(clause):
         return RoutedCall(name="similar_users", args={}, clause=clause)
     if _TASTE.search(clause):
@@ -97,6 +121,15 @@ def route_clause(clause: str, catalog: Catalog) -> RoutedCall | None:
         return RoutedCall(name="get_history", args={}, clause=clause)
     if _RECOMMEND.search(clause):
         return RoutedCall(name="recommend", args=recommend_args(clause, catalog), clause=clause)
+    return None
+
+
+def edit_in(clause: str) -> dict[str, Any] | None:
+    """The profile edit a clause asks for, as the edit tool's arguments; None: not an edit."""
+    for action, pattern in _EDITS:
+        match = pattern.search(clause.strip())
+        if match is not None and match["topic"].strip():
+            return {"action": action, "topic": " ".join(match["topic"].split())}
     return None
 
 

@@ -8,6 +8,9 @@ it to the tool results of this turn (titles) and to the user's ratings (likes, d
 answer that fails is re-asked once with the reasons, and if it fails again it is replaced by
 a plain rendering of the tool results. The `Turn` records all of it.
 
+A profile edit asked in the chat ("no more horror") is proposed and stored only on the user's
+yes, both without the model (`agent.chat.edit_turns`).
+
 Two tool-calling paths, chosen by `Settings.chat_tool_calling`:
 - constrained (default): `ConstrainedToolChatModel` decodes every reply against a JSON schema
   of the tools' arguments plus a final answer; valid by construction, for small models.
@@ -35,9 +38,11 @@ from pydantic import BaseModel
 
 from agent.chat.answer_check import AnswerCheck, UserRatings, check_answer
 from agent.chat.constrained import ROUTED, ChatReplyError, ConstrainedToolChatModel
+from agent.chat.edit_turns import EDIT_TOOL, proposal_answer, reply_to_proposal, with_proposal
 from agent.chat.router import route
 from agent.chat.turn import (
     CitedItem,
+    ToolCallRecord,
     Turn,
     plain_rendering,
     required_sets,
@@ -120,8 +125,15 @@ class ChatSession:
 
     def ask(self, question: str) -> Turn:
         started = time.monotonic()
+        if self.ctx.pending_edit is not None:
+            decided = self.decide_edit(question)
+            if decided is not None:
+                decided.latency_s = round(time.monotonic() - started, 3)
+                return decided
         inputs: list[BaseMessage] = [*self.messages, HumanMessage(content=question)]
         routed = self.routed_calls(question)
+        if routed and all(m.name == EDIT_TOOL for m in routed if isinstance(m, ToolMessage)):
+            return self.proposal_turn(question, inputs, routed, started)
         messages, stopped, error = self._run([*inputs, *routed])
         new = messages[len(inputs) :]
         answer_msg = _final(new) if stopped is None and error is None else None
@@ -129,9 +141,43 @@ class ChatSession:
         turn.routed = bool(routed)
         if answer_msg is not None:
             answer_msg = self._verify(turn, [*inputs, *new], new)
+            turn.answer, replaced = with_proposal(turn.answer, new)
+            turn.replaced = turn.replaced or replaced
+            answer_msg = AIMessage(content=turn.answer)
             self.messages = _last_turns([*messages[:-1], answer_msg], self._turns_kept)
         turn.latency_s = round(time.monotonic() - started, 3)
         return turn
+
+    def proposal_turn(
+        self, question: str, inputs: list[BaseMessage], routed: list[BaseMessage], started: float
+    ) -> Turn:
+        """A turn that only asks to change the profile: the proposal (or why it cannot be made)
+        in the tool's own words, without the model, which might say the edit was saved."""
+        turn = self._plain_turn(
+            question, proposal_answer(routed), tool_records(routed, self.models)
+        )
+        turn.routed = True
+        self.messages = _last_turns([*inputs, *routed, AIMessage(content=turn.answer)],
+                                    self._turns_kept)  # fmt: skip
+        turn.latency_s = round(time.monotonic() - started, 3)
+        return turn
+
+    def decide_edit(self, question: str) -> Turn | None:
+        """The reply to a proposed edit: a yes stores it, a no drops it, without the model;
+        any other message drops it (None) and is answered as usual."""
+        decided = reply_to_proposal(self.ctx, question)
+        if decided is None:
+            return None
+        turn = self._plain_turn(question, *decided)
+        talk = [*self.messages, HumanMessage(content=question), AIMessage(content=turn.answer)]
+        self.messages = _last_turns(talk, self._turns_kept)
+        return turn
+
+    def _plain_turn(self, question: str, answer: str, calls: list[ToolCallRecord]) -> Turn:
+        """A turn answered without the model."""
+        return Turn(user_id=self.ctx.user_id, question=question, answer=answer, cited=[],
+                    tool_calls=calls, model_calls=0, latency_s=0.0, tokens_in=0, tokens_out=0,
+                    mode=self.mode, prompt=self.prompt)  # fmt: skip
 
     @property
     def _turns_kept(self) -> int:
