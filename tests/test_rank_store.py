@@ -64,6 +64,7 @@ def test_recommend_orders_by_the_ranker_and_explain_shows_its_features(world: Wo
     assert not set(got) & history_ids(world.record, "scifi")
     explanation = Explainer(rec).explain("scifi", got[0])
     assert explanation.ranker_features and any("learned ranker" in f for f in explanation.facts)
+    assert explanation.verdict == "recommended: rank 1 by the learned ranker (top 10)"
     assert {f.feature for f in explanation.ranker_features} <= set(ranker.model.features)
 
 

@@ -236,15 +236,17 @@ class Explainer:
             return "not recommended: the filters exclude it", False
         if fused_rank is None:
             return "not recommended: no retriever ranks it among its top candidates", False
+        ordering = self.rec.ordering()
+        by = "the learned ranker" if ordering.ranker else "retrieval"
         if fused_rank <= k:
-            return f"recommended: rank {fused_rank} by retrieval (top {k})", True
-        if fused_rank <= top_n:
+            return f"recommended: rank {fused_rank} by {by} (top {k})", True
+        if fused_rank <= top_n and ordering.uses_llm:  # only a blended LLM rank can move it
             return (
                 f"a re-rank candidate: retrieval rank {fused_rank}, outside the top {k} unless "
                 f"the LLM re-rank of the top {top_n} moves it up",
                 False,
             )
-        return f"not recommended: retrieval rank {fused_rank}, below the top {k}", False
+        return f"not recommended: rank {fused_rank} by {by}, below the top {k}", False
 
     def write(
         self,
