@@ -26,7 +26,7 @@ from agent.profiles.edits import (
 from agent.profiles.grounding import ground
 from agent.profiles.profiler import previous_text
 from agent.schemas.profile import Interest, ProfileDraft, ProfileKind, Sentiment
-from agent.store.forget import forget_user
+from agent.store.forget import forget_user, survey
 from agent.store.profiles import ProfileStore
 from agent.store.record import RecordStore
 from tests.profile_data import ITEMS, add_events
@@ -193,8 +193,10 @@ def test_forget_deletes_the_users_edits(record: RecordStore, tmp_path: Path) -> 
     from agent.store.chroma import open_client
 
     apply_edit(record, "scifi", EditRequest(never=["Horror"]))
-    forget_user(record, open_client(Settings(data_dir=tmp_path)), tmp_path, "scifi")
-    assert ProfileStore(record).edits("scifi") is None
+    client = open_client(Settings(data_dir=tmp_path))
+    assert survey(record, client, tmp_path, "scifi").profile_edits == 1
+    report = forget_user(record, client, tmp_path, "scifi")
+    assert report.profile_edits == 1 and ProfileStore(record).edits("scifi") is None
 
 
 def test_cli_edit_show_and_json(

@@ -322,8 +322,8 @@ def _forget_orphans(record: RecordStore, client: Any, yes: bool, as_json: bool) 
 
 def forget_table(report: ForgetReport, title: str) -> Table:
     table = Table(title=title, show_header=False)
-    for key in ("interactions", "user_rows", "profile_versions", "segment_memberships",
-                "empty_segments", "failure_log_lines"):  # fmt: skip
+    for key in ("interactions", "user_rows", "profile_versions", "profile_edits",
+                "segment_memberships", "empty_segments", "failure_log_lines"):  # fmt: skip
         table.add_row(key.replace("_", " "), str(getattr(report, key)))
     vectors = ", ".join(f"{name} {count}" for name, count in report.vectors.items()) or "0"
     table.add_row("chroma vectors", vectors)

@@ -39,6 +39,7 @@ FAILURES_DIR = "failures"
 _RECORD_STEPS: list[tuple[str, str]] = [
     ("segment_memberships", "DELETE FROM segment_members WHERE user_id = ?"),
     ("profile_versions", "DELETE FROM profile_versions WHERE user_id = ?"),
+    ("profile_edits", "DELETE FROM profile_edits WHERE user_id = ?"),
     ("interactions", "DELETE FROM interactions WHERE user_id = ?"),
     ("user_rows", "DELETE FROM users WHERE user_id = ?"),
 ]
@@ -54,6 +55,8 @@ class ForgetReport:
     interactions: int = 0
     user_rows: int = 0
     profile_versions: int = 0
+    profile_edits: int = 0
+    """The user's own edits (`personae profile edit`): 0 or 1 row."""
     segment_memberships: int = 0
     empty_segments: int = 0
     """Segments left without members (their name and interests came only from this user)."""
@@ -63,7 +66,7 @@ class ForgetReport:
 
     @property
     def found(self) -> bool:
-        counts = (self.interactions, self.user_rows, self.profile_versions,
+        counts = (self.interactions, self.user_rows, self.profile_versions, self.profile_edits,
                   self.segment_memberships, self.failure_log_lines)  # fmt: skip
         return any(counts) or any(self.vectors.values())
 
