@@ -95,3 +95,22 @@ def test_the_threshold_separates_the_labelled_pairs_on_the_real_embedder() -> No
     found = sum(semantic.supported(t, [i]) for t, i in supported)
     words_only = sum(LexicalJudge().supported(t, [i]) for t, i in supported)
     assert found >= words_only + 10
+
+
+def test_warm_embeds_a_drafts_texts_in_one_call_and_the_checks_then_embed_nothing() -> None:
+    calls: list[int] = []
+
+    class Counting(AxisEmbedder):
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            calls.append(len(texts))
+            return super().embed(texts)
+
+    items = {
+        "1": Item(item_id="1", title="Godfather, The", categories=["Action", "Crime", "Drama"]),
+        "2": Item(item_id="2", title="Airplane!", categories=["Comedy"]),
+    }
+    judge = SemanticJudge(Counting())
+    judge.warm(["mafia films", "space opera"], items.values())
+    assert calls == [4]
+    ground(draft("mafia films", "space opera"), {"1", "2"}, items, judge)
+    assert calls == [4]

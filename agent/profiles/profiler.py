@@ -268,6 +268,11 @@ class Profiler:
         profile = self.written(request, result)
         return reapply(profile, load_edits(self.profiles, request.user_id))
 
+    def warm(self, topics: list[str], request: ProfileRequest) -> None:
+        """One embedding batch for the checks that follow (`SemanticJudge.warm`)."""
+        if isinstance(self.judge, SemanticJudge):
+            self.judge.warm(topics, request.items.values())
+
     def written(self, request: ProfileRequest, result: Generated[ProfileDraft]) -> UserProfile:
         """The profile as the model wrote it, after the checks."""
         named_twice = 0
@@ -283,6 +288,7 @@ class Profiler:
             interests, grounding = ground_cold_start(draft, request.text or "", semantic)
             dislikes: list[Interest] = []
         else:
+            self.warm([e.topic for e in (*draft.interests, *draft.dislikes)], request)
             interests, dislikes, grounding = ground(
                 draft, request.history_ids, request.items, self.judge, request.sides
             )
@@ -293,6 +299,7 @@ class Profiler:
             if request.groups is not None:
                 interests, dislikes = self.settle(request, interests, dislikes, grounding)
                 intent, summary = self.own_words(request, draft, interests, grounding)
+            self.warm([e.topic for e in (*interests, *dislikes)], request)
             interests, dislikes, grounding.contradicted_claims = drop_contradicted(
                 interests, dislikes, request.ratings, request.items, self.judge
             )
