@@ -9,6 +9,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -22,8 +23,9 @@ from agent.recommend.explain import Explainer
 from agent.recommend.sequential import SasRecParams
 from tests.recommend_data import World, build_world, history_ids
 
+TINY_EPOCHS = 2
 TINY = FitOptions(
-    sequential=SasRecParams(epochs=2, dim=16, max_len=8, batch_size=8),
+    sequential=SasRecParams(epochs=TINY_EPOCHS, dim=16, max_len=8, batch_size=8),
     ranker=RankerParams(rounds=10, min_data_in_leaf=2, early_stopping=5),
     depth=10,
     min_history=1,
@@ -48,6 +50,19 @@ def test_fit_saves_a_manifest_that_loads_back(world: World) -> None:
     again = fit_production(world.record, world.settings.data_dir, TINY)
     on_disk = {p.name for p in folder(world.settings.data_dir).iterdir()}
     assert on_disk == {*again.manifest.files.values(), "manifest.json"}  # old files removed
+
+
+def test_the_serving_fit_reuses_the_validated_epoch_count(world: World) -> None:
+    """The serving sequential model trains on every event for the epochs the fit before the
+    latest events chose, and holds nothing out (no second validation)."""
+    from agent.recommend.sequential import SequentialModel
+
+    report = fit_production(world.record, world.settings.data_dir, TINY)
+    served = SequentialModel.load(
+        folder(world.settings.data_dir) / report.manifest.files["sequential"]
+    )
+    assert served.params.patience == 0 and 1 <= served.params.epochs <= TINY_EPOCHS
+    assert served.best_epoch == served.params.epochs
 
 
 def test_recommend_orders_by_the_ranker_and_explain_shows_its_features(world: World) -> None:
@@ -97,12 +112,14 @@ def test_the_rank_command_module_imports_no_heavy_library() -> None:
 
 
 def test_profile_columns_come_only_from_profiles_written_before_the_training_event(
-    world: World,
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The world's profiles saw every event, so they cannot give the training groups (each
     user's latest event) their profile columns; once newer events arrive, they can, and
     `recommend` then fills the same columns from the latest profile."""
     from agent.embeddings import HashEmbedder
+    from agent.profiles.edits import EditRequest, apply_edit
+    from agent.rank import profile_training
     from agent.rank.fit import stored_vectors
     from agent.rank.profile_match import SERVED_PROFILE_FEATURES
     from tests.profile_data import event
@@ -126,4 +143,17 @@ def test_profile_columns_come_only_from_profiles_written_before_the_training_eve
     evidence = rec.profile_evidence(ranker, "scifi", rec.profile_of("scifi"))
     assert evidence is not None and evidence.profile is not None
     assert rec.profile_evidence(ranker, "sparse", None) is None
+    made: list[str] = []
+    real = profile_training.profile_evidence
+
+    def counted(profiles: Any, embed: Any) -> Any:
+        made.extend(profiles)
+        return real(profiles, embed)
+
+    monkeypatch.setattr(profile_training, "profile_evidence", counted)
     assert rec.recommend("scifi", k=3, rerank_with_llm=False).items
+    assert rec.profile_evidence(ranker, "scifi", rec.profile_of("scifi")) is evidence
+    assert made == []  # embedded once, above, for recommend and explain alike
+    apply_edit(world.record, "scifi", EditRequest(add_dislikes=["Horror"]))
+    edited = rec.profile_evidence(ranker, "scifi", rec.profile_of("scifi"))
+    assert edited is not evidence and made == ["scifi"]  # a new version: embedded anew

@@ -67,6 +67,10 @@ def timed(timings: dict[str, float], key: str) -> Iterator[None]:
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
 
 
+EVIDENCE_KEPT = 256
+"""Users whose profile columns a `Recommender` keeps (a batch over thousands stays bounded)."""
+
+
 class Recommender:
     def __init__(
         self,
@@ -88,6 +92,7 @@ class Recommender:
         self._ranker: ServingRanker | None = None
         self._ranker_loaded = not use_ranker
         self._weight: tuple[float, WeightFrom] | None = None
+        self._evidence: dict[tuple[str, int, str], LlmEvidence] = {}
         self.refitted = False
         """Whether a model (collaborative, popularity) had to be fitted (not loaded) by this
         instance."""
@@ -263,7 +268,15 @@ class Recommender:
             return None
         from agent.rank.profile_training import profile_evidence
 
-        return profile_evidence({user_id: profile}, self.dense.embedder.embed)[user_id]
+        p = profile.provenance
+        key = (user_id, p.version, p.created_at.isoformat())  # an edit is a new version
+        if key not in self._evidence:  # `recommend` then `explain` embed the profile once
+            if len(self._evidence) >= EVIDENCE_KEPT:
+                self._evidence.pop(next(iter(self._evidence)))
+            self._evidence[key] = profile_evidence({user_id: profile}, self.dense.embedder.embed)[
+                user_id
+            ]
+        return self._evidence[key]
 
     def evidence(
         self, retrieval: Retrieval, item_ids: list[str], items: dict[str, Item] | None = None
