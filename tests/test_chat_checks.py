@@ -53,6 +53,18 @@ def test_mentions_need_a_capital_and_take_the_longest_title() -> None:
     ]  # fmt: skip
 
 
+def test_a_one_word_title_that_is_a_category_needs_its_year() -> None:
+    """ML-100K has "War, The (1994)": "Dr. Strangelove ... (Sci-Fi, War)" in an answer once
+    failed the title check as an unshown film."""
+    catalog = Catalog.of([
+        Item(item_id="1058", title="War, The", year=1994, categories=["Adventure", "Drama"]),
+        Item(item_id="8", title="Alien", year=1979, categories=["Horror", "Sci-Fi", "War"]),
+    ])  # fmt: skip
+    found = [(m.text, m.item_ids) for m in catalog.mentions("A Sci-Fi and War film like Alien; "
+                                                             "also War, The (1994).")]  # fmt: skip
+    assert found == [("Alien", ["8"]), ("War", ["1058"])]
+
+
 @pytest.mark.parametrize(
     ("question", "calls"),
     [

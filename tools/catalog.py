@@ -99,8 +99,14 @@ class Catalog:
     items: dict[str, Item]
     by_key: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     by_first: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+    category_words: frozenset[str] = frozenset()
+    """One-word category names, normalised ("war", "drama"): as a one-word title ("War, The")
+    they need a year to be read as the title."""
 
     def __post_init__(self) -> None:
+        self.category_words = frozenset(
+            words[0].norm for c in self.categories() if len(words := tokens(c)) == 1
+        )
         for item_id, item in self.items.items():
             for key in title_keys(item.title):
                 self.by_key.setdefault(key, []).append(item_id)
@@ -233,8 +239,17 @@ class Catalog:
                     continue
                 if len(key) == 1 and start == at and (first in _COMMON or len(first) < 3):
                     continue
+                if len(key) == 1 and key[0] in self.category_words and not _year_at(words, end):
+                    continue  # "War" the category, not "War, The (1994)"
                 return key, end
         return None
+
+
+def _year_at(words: list[Word], at: int) -> bool:
+    """A year follows, after the title's trailing article if any ("War, The (1994)")."""
+    if at < len(words) and words[at].norm in ARTICLES:
+        at += 1
+    return at < len(words) and words[at].norm.isdigit() and len(words[at].norm) == 4
 
 
 @dataclass
