@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from evals.metrics import paired_bootstrap
 from evals.protocols import UserRecord
-from evals.ranked import RANKER, RANKER_NO_LLM, SEQUENTIAL
+from evals.ranked import ABLATED, RANKER, RANKER_NO_LLM, SEQUENTIAL
 
 SINGLE_SOURCES = ("popularity", "collaborative", "dense-history", "dense-profile", SEQUENTIAL)
 EASE = "collaborative"
@@ -61,6 +61,9 @@ def differences(
                 pairs.append((EASE, ranker, ""))
     if RANKER in present and RANKER_NO_LLM in present:
         pairs.append((RANKER_NO_LLM, RANKER, "the LLM features' marginal contribution"))
+    if RANKER in present:
+        pairs += [(name, RANKER, f"gain of {name.removeprefix(ABLATED)}")
+                  for name in sorted(present) if name.startswith(ABLATED)]  # fmt: skip
     if SEQUENTIAL in present and EASE in present:
         pairs.append((EASE, SEQUENTIAL, ""))
     if "dense-profile" in present and "dense-history" in present:

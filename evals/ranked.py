@@ -56,6 +56,29 @@ RANKER = "ranker"
 RANKER_NO_LLM = "ranker-no-llm"
 SEQUENTIAL = "sequential"
 FEATURE_SETS = {RANKER_NO_LLM: NO_LLM_FEATURES, RANKER: ALL_FEATURES}
+ABLATED = "ranker-without-"
+"""`ranker-without-<column>`: the ranker trained and judged without one LLM column, so the
+paired difference ranker - ranker-without-<column> is that column's gain."""
+
+
+def ablations(rerank: bool) -> list[str]:
+    """One drop-one ranker per LLM column the run fills (`llm_score` only with the re-rank)."""
+    return [ABLATED + c for c in LLM_FEATURES if rerank or c != "llm_score"]
+
+
+def feature_set(name: str) -> tuple[str, ...]:
+    """The columns of a ranker system: FEATURE_SETS, or every column but one ablated."""
+    if name.startswith(ABLATED):
+        dropped = name.removeprefix(ABLATED)
+        if dropped not in LLM_FEATURES:
+            raise ValueError(f"{name}: {dropped} is not an LLM column")
+        return tuple(f for f in ALL_FEATURES if f != dropped)
+    return FEATURE_SETS[name]
+
+
+def with_llm_columns(name: str) -> bool:
+    """The ranker systems that read the test stage's LLM evidence."""
+    return name == RANKER or name.startswith(ABLATED)
 
 
 @dataclass(frozen=True)
@@ -163,7 +186,7 @@ def fit_ranking(
             llm_alone[mode.value] = {name: feature_alone(every, ALL_FEATURES.index(name))
                                      for name in LLM_FEATURES}  # fmt: skip
         for name in systems:
-            names = list(FEATURE_SETS[name])
+            names = list(feature_set(name))
             columns = [ALL_FEATURES.index(n) for n in names]
             part = every.columns(columns)
             rankers[name][mode] = train_ranker(part, names, o.ranker)

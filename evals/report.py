@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.manifest import Manifest
+from evals.ranked import ABLATED
 from evals.reasons_stage import ReasonsReport
 from evals.summary import ProtocolSummary, RunSummary, SystemSummary
 
@@ -102,6 +103,8 @@ def protocol_section(summary: ProtocolSummary, plot: str | None) -> list[str]:
 def given_section(systems: list[str]) -> list[str]:
     lines = ["## What each system was given", "", "| system | given |", "|---|---|"]
     lines += [f"| {name} | {GIVEN[name]} |" for name in systems if name in GIVEN]
+    lines += [f"| {name} | as ranker, without the column {name.removeprefix(ABLATED)} |"
+              for name in systems if name.startswith(ABLATED)]  # fmt: skip
     return lines + [""]
 
 

@@ -48,9 +48,11 @@ from evals.ranked import (
     Ranking,
     SequentialSystem,
     TrainingEvidence,
+    ablations,
     fit_ranking,
     mode_for,
     ranking_options,
+    with_llm_columns,
 )
 from evals.reasons_stage import ReasonsStage, run_reasons
 from evals.sampling import llmrank_candidates
@@ -133,7 +135,12 @@ class Runner:
     ) -> dict[str, System]:
         """The sequential retriever and the rankers, trained one stage before this one."""
         started = time.perf_counter()
-        names = [RANKER_NO_LLM, RANKER] if self.with_llm else [RANKER_NO_LLM]
+        names = [RANKER_NO_LLM]
+        if self.with_llm:  # and one ranker per LLM column left out: each column's gain
+            names += [
+                RANKER,
+                *ablations(self.options.rerank and self.options.rerank_mode == "scored"),
+            ]
         modes = [mode_for(p) for p in dict.fromkeys(self.options.protocols)]
         self.ranking = fit_ranking(
             prep.histories, Catalog.from_meta(load_item_meta(self.ctx.record)),
@@ -301,9 +308,10 @@ class Runner:
             )  # fmt: skip
             reranks = self.reranks(protocol.value, shown, prep, profiles)
             if RANKER in self.rankers:
-                self.rankers[RANKER].evidence = test_stage_evidence(
-                    profiles, reranks, self.ctx.embedder.embed
-                )
+                evidence = test_stage_evidence(profiles, reranks, self.ctx.embedder.embed)
+                for name, ranker in self.rankers.items():
+                    if with_llm_columns(name):
+                        ranker.evidence = evidence
             return {
                 u: run_llmrank(split, shown[u], timed, self.fusion_name, reranks.get(u), weight,
                                self.reranked, self.default, protocol)

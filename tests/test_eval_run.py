@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from agent.cli import app, eval_cmds
 from agent.config import Settings
 from agent.embeddings import Embedder, HashEmbedder
+from agent.rank.profile_match import PROFILE_FEATURES
 from agent.runtime.structured import StructuredGenerator
 from agent.schemas import Interaction, Item, User
 from agent.store.chroma import open_client
@@ -171,9 +172,13 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
     names = {"llmrank", "full", "two-stage"}
     assert set(result.summary.protocols) == names
     llmrank = result.summary.protocols["llmrank"].systems
+    # one ranker per LLM column left out (no llm_score in generate mode): each column's gain
+    ablated = {f"ranker-without-{c}" for c in (*PROFILE_FEATURES, "profile_confidence")}
     assert set(llmrank) == {
-        *NON_LLM, "dense-profile", "fusion", "llm-rerank", "blended", "ranker", "default",
+        *NON_LLM, "dense-profile", "fusion", "llm-rerank", "blended", "ranker", "default", *ablated,
     }  # fmt: skip
+    gains = {d.a for d in result.summary.protocols["llmrank"].differences if d.b == "ranker"}
+    assert ablated <= gains
     # generate mode: no label scores, but the profile columns: the default path is the ranker
     assert result.summary.default_path is not None
     assert result.summary.default_path.system == "ranker"
@@ -191,6 +196,7 @@ def test_every_system_side_by_side_and_the_run_folder(world: World, tmp_path: Pa
     assert "SMOKE RUN" in report and "| llm-rerank |" in report and "22.72" in report
     assert "orders its top **20** candidates (llmrank: of 20" in report
     assert "| ranker - ranker-no-llm |" in report and "Beyond accuracy" in report
+    assert "| ranker - ranker-without-profile_confidence | " in report
     assert "## Learned ranker" in report and "NDCG@10 over the training users" in report
     full = result.summary.protocols["full"]
     assert full.beyond is not None and 0 < full.beyond["ranker-no-llm"]["coverage@10"] <= 100
