@@ -25,35 +25,53 @@ from torch import nn
 from agent.recommend.sasrec_params import PAD, SasRecParams, Scores
 
 log = logging.getLogger(__name__)
+POST_EPS = 1e-12
+"""RecBole's layer_norm_eps."""
 Window = tuple[list[int], int]
 """Items (at most max_len + 1) and how many of its first targets are not trained on here."""
 
 
 class SasRecNet(nn.Module):
+    """The network in either layout of `SasRecParams.layout`. The state dict's names are the
+    same in both (torch's encoder layers), plus `emb_norm` ("post") or `norm` ("pre")."""
+
     def __init__(self, n_items: int, p: SasRecParams) -> None:
         super().__init__()
+        post = p.layout == "post"
         self.items = nn.Embedding(n_items + 1, p.dim, padding_idx=PAD)
         self.positions = nn.Embedding(p.max_len, p.dim)
         self.dropout = nn.Dropout(p.dropout)
         layer = nn.TransformerEncoderLayer(
             p.dim, p.heads, p.inner, p.dropout, activation="gelu", batch_first=True,
-            norm_first=True,
+            norm_first=not post, layer_norm_eps=POST_EPS if post else 1e-5,
         )  # fmt: skip
+        if post:  # RecBole's feed-forward has no dropout between its two layers
+            layer.dropout = nn.Identity()  # type: ignore[assignment]
         self.encoder = nn.TransformerEncoder(layer, p.blocks, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(p.dim)
-        self.heads = p.heads
-        nn.init.normal_(self.items.weight, std=p.dim**-0.5)
+        self.norm: nn.Module = nn.Identity() if post else nn.LayerNorm(p.dim)
+        self.emb_norm: nn.Module = nn.LayerNorm(p.dim, eps=POST_EPS) if post else nn.Identity()
+        self.heads, self.newest_first = p.heads, p.positions == "newest"
+        if post:
+            self.apply(_recbole_init)
+        else:
+            nn.init.normal_(self.items.weight, std=p.dim**-0.5)
         with torch.no_grad():
             self.items.weight[PAD].zero_()
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """(batch, len) item indices, left-padded -> (batch, len, dim) states."""
-        length = seq.shape[1]
-        # distance from the newest item: the newest is always position 0, whatever the padding
-        positions = torch.arange(length - 1, -1, -1, device=seq.device).unsqueeze(0)
-        x = self.items(seq) + self.positions(positions)
+        x = self.emb_norm(self.items(seq) + self.positions(self.position_ids(seq)))
         x = self.dropout(x) * (seq != PAD).unsqueeze(-1)
         return self.norm(self.encoder(x, mask=self.mask(seq)))
+
+    def position_ids(self, seq: torch.Tensor) -> torch.Tensor:
+        """Newest first: the newest item is position 0 whatever the padding. Oldest first:
+        each row's first real item is position 0 (padding clamped to 0, never attended)."""
+        length = seq.shape[1]
+        if self.newest_first:
+            return torch.arange(length - 1, -1, -1, device=seq.device).unsqueeze(0)
+        pads = (seq == PAD).long().cumprod(dim=1).sum(dim=1, keepdim=True)
+        return (torch.arange(length, device=seq.device).unsqueeze(0) - pads).clamp(min=0)
 
     def mask(self, seq: torch.Tensor) -> torch.Tensor:
         """True where a position may not look: later positions and padding. Every position
@@ -66,6 +84,20 @@ class SasRecNet(nn.Module):
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         return states @ self.items.weight.T
+
+
+def _recbole_init(module: nn.Module) -> None:
+    """RecBole's `_init_weights`: normal(0, 0.02) weights, zero biases, LayerNorms at 1/0."""
+    if isinstance(module, nn.MultiheadAttention):
+        nn.init.normal_(module.in_proj_weight, std=0.02)
+        nn.init.zeros_(module.in_proj_bias)
+    elif isinstance(module, nn.Linear | nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
 
 
 class _threads:

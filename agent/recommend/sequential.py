@@ -14,9 +14,9 @@ RecBole's own SASRec on LLMRank's own candidate lists: see `SasRecParams` and th
 Dependencies run one way: this module imports `agent.recommend.sasrec_torch` only inside
 `fit_sequential` (and to read a legacy torch file); `sasrec_torch` never imports this module.
 A model is saved as numpy arrays and a saved model scores with numpy: the same forward pass
-(pre-norm transformer blocks, exact GELU, causal attention) in float32, so `recommend` never
-imports torch (about 2 s per process here). A model trained in this process scores its
-batches with torch.
+(RecBole's post-norm blocks, or the pre-norm ones of models saved before them; exact GELU,
+causal attention) in float32, so `recommend` never imports torch (about 2 s per process here).
+A model trained in this process scores its batches with torch.
 
 Numpy in, numpy out: `scores(history)` gives one score per item of `item_ids`, like EASE, so
 the ranker and the eval treat both alike. Deterministic for a given seed on CPU."""
@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,10 @@ __all__ = ["PAD", "SasRecParams", "Scores", "SequentialModel", "fit_sequential"]
 Weights = dict[str, npt.NDArray[np.float32]]
 FORMAT = "personae-sasrec-1"
 _erf = np.frompyfunc(math.erf, 1, 1)
+POST_EPS = 1e-12
+"""RecBole's layer_norm_eps (`sasrec_torch.POST_EPS`; not imported, so serving needs no torch)."""
+BEFORE_LAYOUT = {"layout": "pre", "positions": "newest"}
+"""What a model saved before `layout` and `positions` existed was trained with."""
 
 
 @dataclass
@@ -64,6 +68,13 @@ class SequentialModel:
     def __contains__(self, item_id: str) -> bool:
         return item_id in self._index
 
+    def refit_params(self) -> SasRecParams:
+        """Settings that retrain on every event for the epoch count this fit's early stopping
+        chose, with nothing held out (`rank fit`'s serving fit: no second validation)."""
+        if self.params.patience == 0 or self.best_epoch == 0:
+            return self.params
+        return replace(self.params, patience=0, epochs=self.best_epoch)
+
     def encode(self, history: Iterable[str]) -> list[int]:
         return [self._index[i] for i in history if i in self._index][-self.params.max_len :]
 
@@ -87,15 +98,14 @@ class SequentialModel:
         """The network's forward pass for one encoded history (no padding), in numpy."""
         w, p = self.weights, self.params
         length = len(seq)
-        x = w["items.weight"][list(seq)] + w["positions.weight"][np.arange(length - 1, -1, -1)]
+        order = np.arange(length - 1, -1, -1) if p.positions == "newest" else np.arange(length)
+        x = w["items.weight"][list(seq)] + w["positions.weight"][order]
         blocked = np.triu(np.ones((length, length), dtype=np.bool_), k=1)
-        for b in range(p.blocks):
-            pre = f"encoder.layers.{b}."
-            x = x + _attention(_norm(x, w, pre + "norm1"), w, pre + "self_attn.", p.heads, blocked)
-            h = _linear(_norm(x, w, pre + "norm2"), w, pre + "linear1")
-            x = x + _linear(_gelu(h), w, pre + "linear2")
-        last = _norm(x, w, "norm")[-1]
-        return np.einsum("ij,j->i", w["items.weight"][1:], last).astype(np.float32)
+        if p.layout == "post":
+            x = _post_blocks(_norm(x, w, "emb_norm", POST_EPS), w, p, blocked)[-1]
+        else:
+            x = _norm(_pre_blocks(x, w, p, blocked), w, "norm")[-1]
+        return np.einsum("ij,j->i", w["items.weight"][1:], x).astype(np.float32)
 
     def save(self, path: Path) -> None:
         """Numpy arrays only (np.savez, no pickle), whatever the file's name."""
@@ -124,7 +134,7 @@ class SequentialModel:
                 if name.startswith("w/")
             }
             item_ids = [str(i) for i in data["item_ids"]]
-        params = SasRecParams(**meta["params"])
+        params = SasRecParams(**(BEFORE_LAYOUT | meta["params"]))
         model = cls(item_ids, params, weights, float(meta["train_seconds"]))
         model.best_epoch = int(meta.get("best_epoch", 0))
         return model
@@ -136,20 +146,47 @@ class SequentialModel:
         payload = load_legacy(path)
         state: dict[str, Any] = payload["state"]  # type: ignore[assignment]
         weights = {name: t.numpy().astype(np.float32) for name, t in state.items()}
-        params = SasRecParams(**payload["params"])  # type: ignore[arg-type]
+        params = SasRecParams(**(BEFORE_LAYOUT | payload["params"]))  # type: ignore[operator]
         item_ids = list(payload["item_ids"])  # type: ignore[call-overload]
         return cls(item_ids, params, weights, float(payload["train_seconds"]))  # type: ignore[arg-type]
+
+
+def _pre_blocks(
+    x: npt.NDArray[np.float32], w: Weights, p: SasRecParams, blocked: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float32]:
+    """torch's TransformerEncoderLayer with norm_first=True, in eval mode."""
+    for b in range(p.blocks):
+        pre = f"encoder.layers.{b}."
+        x = x + _attention(_norm(x, w, pre + "norm1"), w, pre + "self_attn.", p.heads, blocked)
+        h = _linear(_norm(x, w, pre + "norm2"), w, pre + "linear1")
+        x = x + _linear(_gelu(h), w, pre + "linear2")
+    return x
+
+
+def _post_blocks(
+    x: npt.NDArray[np.float32], w: Weights, p: SasRecParams, blocked: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float32]:
+    """RecBole's TransformerLayer (torch's layer with norm_first=False), in eval mode."""
+    for b in range(p.blocks):
+        pre = f"encoder.layers.{b}."
+        x = x + _attention(x, w, pre + "self_attn.", p.heads, blocked)
+        x = _norm(x, w, pre + "norm1", POST_EPS)
+        x = x + _linear(_gelu(_linear(x, w, pre + "linear1")), w, pre + "linear2")
+        x = _norm(x, w, pre + "norm2", POST_EPS)
+    return x
 
 
 def _linear(x: npt.NDArray[np.float32], w: Weights, name: str) -> npt.NDArray[np.float32]:
     return np.einsum("ij,kj->ik", x, w[name + ".weight"]) + w[name + ".bias"]
 
 
-def _norm(x: npt.NDArray[np.float32], w: Weights, name: str) -> npt.NDArray[np.float32]:
-    """torch.nn.LayerNorm (eps 1e-5)."""
+def _norm(
+    x: npt.NDArray[np.float32], w: Weights, name: str, eps: float = 1e-5
+) -> npt.NDArray[np.float32]:
+    """torch.nn.LayerNorm (eps 1e-5 unless given)."""
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    out: npt.NDArray[np.float32] = (x - mean) / np.sqrt(var + np.float32(1e-5))
+    out: npt.NDArray[np.float32] = (x - mean) / np.sqrt(var + np.float32(eps))
     return out * w[name + ".weight"] + w[name + ".bias"]
 
 
