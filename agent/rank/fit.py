@@ -173,7 +173,9 @@ def fit_production(
                 "profiles_before_target": len(evidence)}  # fmt: skip
     step("refitting the serving sources on every event")
     t = time.perf_counter()
-    serve = fit_sources(histories, catalog, o.sources, o.sequential, vectors)
+    validated = train_sources.sequential  # its best epoch count, without validating again
+    serve_seq = o.sequential if validated is None else validated.refit_params()
+    serve = fit_sources(histories, catalog, o.sources, serve_seq, vectors)
     timed("serving_sources_s", t)
     files = save_bundle(data_dir, fingerprint, ranker, serve)
     timings["total_s"] = round(time.perf_counter() - started, 3)
