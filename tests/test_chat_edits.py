@@ -124,5 +124,5 @@ def test_a_model_saying_its_proposal_is_saved_is_replaced_by_the_proposal(world:
     script = [call("propose_profile_edit", action="add_dislike", topic="Horror"),
               json.dumps({"tool": FINAL, "answer": done})]  # fmt: skip
     turn = chat(world, script, router=False).ask("ugh, scary stuff is not for me")
-    assert turn.replaced and turn.answer.startswith("I can add Horror to your dislikes.")
+    assert turn.replaced and turn.answer.startswith("Shall I add Horror to your dislikes?")
     assert not load_edits(ProfileStore(world.record), "scifi")

@@ -61,7 +61,7 @@ def describe(request: EditRequest) -> str:
         *(f"add {t} to your interests" for t in request.add_interests),
         *(f"add {t} to your dislikes" for t in request.add_dislikes),
         *(f"remove {t} from your profile" for t in request.remove),
-        *(f"never recommend {t}" for t in request.never),
+        *(f"stop recommending {t} entirely" for t in request.never),
         *(f"allow {t} again" for t in request.allow_again),
     ]
     return "; ".join(parts)
@@ -123,7 +123,7 @@ def propose_profile_edit(ctx: ToolContext, action: EditAction, topic: str) -> To
         f"recommendations then follow it at once. Ask the user to confirm."
     )
     plain = (
-        f"I can {what}. Reply yes to save it (or run: {cli_command(ctx.user_id, request)}); "
+        f"Shall I {what}? Reply yes to save it (or run: {cli_command(ctx.user_id, request)}); "
         f"anything else leaves your profile as it is."
     )
     return ToolResult(text=text, plain=plain)
