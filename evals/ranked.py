@@ -13,7 +13,9 @@ Systems:
 - `ranker`: over `ALL_FEATURES` (the LLM columns NaN where no LLM evidence was computed).
 
 Per protocol the ranker is trained on candidates drawn the way that protocol draws them:
-llmrank on the target plus random unseen items, full and two-stage on the retrievers' union."""
+llmrank on the target plus random unseen items, llmrank-ref on the target plus random items
+from the whole catalog (the user's own earlier items included, as LLMRank's lists are drawn),
+full and two-stage on the retrievers' union."""
 
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ class RankingOptions:
     sequential: SasRecParams | None = SasRecParams()
     ranker: RankerParams = RankerParams()
     sampled_size: int = 20
-    """Candidates per training group for llmrank (the protocol's own count)."""
+    """Candidates per training group for llmrank and llmrank-ref (the protocols' own count)."""
     depth: int = 50
     """Top items each retriever adds to the candidate union (full, two-stage)."""
     min_history: int = 3
@@ -96,6 +98,8 @@ class RankingOptions:
 
 def mode_for(protocol: Protocol) -> Candidates:
     """Candidates a protocol's ranker is trained on: drawn as the protocol draws them."""
+    if protocol is Protocol.LLMRANK_REF:
+        return Candidates.SAMPLED_ANY
     return Candidates.SAMPLED if protocol.sampled else Candidates.RETRIEVED
 
 
@@ -158,8 +162,9 @@ def fit_ranking(
 ) -> Ranking:
     """Rankers for `systems` (names in FEATURE_SETS) trained on the `held_out + 1`-th last
     events, and the sources for judging the `held_out`-th last ones. `training_evidence`
-    (llmrank's sampled groups only) gets each user's training target, the events before it
-    and the group's candidates in the order shown, and returns the LLM evidence for them."""
+    (llmrank's sampled groups only; sampled-any groups keep NaN LLM columns) gets each user's
+    training target, the events before it and the group's candidates in the order shown, and
+    returns the LLM evidence for them."""
     o, timings, groups = options, {}, {}
     started = time.perf_counter()
     train_sources = fit_sources(prefixes(histories, held_out + 1), catalog, o.sources,
@@ -171,7 +176,7 @@ def fit_ranking(
     rankers: dict[str, dict[Candidates, Ranker]] = {name: {} for name in systems}
     llm_alone: dict[str, dict[str, dict[str, float]]] = {}
     for mode in modes:
-        size = o.sampled_size if mode is Candidates.SAMPLED else o.depth
+        size = o.sampled_size if mode.sampled else o.depth
         started = time.perf_counter()
         evidence = None
         if training_evidence is not None and mode is Candidates.SAMPLED:
@@ -251,6 +256,9 @@ class RankerSystem:
     name: str
     ranking: Ranking
     evidence: Mapping[str, LlmEvidence] = field(default_factory=dict)
+    sampled: Candidates = Candidates.SAMPLED
+    """The ranker `order` uses: the one trained as the running sampled protocol draws
+    (`mode_for`), set by the runner before each protocol."""
 
     def covers(self, split: UserSplit) -> bool:
         return True
@@ -265,7 +273,7 @@ class RankerSystem:
         return {sources.catalog.item_ids[r]: float(v) for r, v in zip(rows, values, strict=True)}
 
     def order(self, split: UserSplit, candidates: Sequence[str]) -> list[str]:
-        return by_score(candidates, self._scores(split, Candidates.SAMPLED, candidates))
+        return by_score(candidates, self._scores(split, self.sampled, candidates))
 
     def top(self, split: UserSplit, n: int) -> list[Scored]:
         sources = self.ranking.sources

@@ -299,6 +299,8 @@ class Runner:
         if protocol is Protocol.FULL:
             return {u: run_full(split, timed) for u, split in splits.items()}
         if protocol.sampled:  # llmrank, or llmrank-ref (LLMRank's own lists)
+            for ranker in self.rankers.values():  # the ranker trained on lists drawn this way
+                ranker.sampled = mode_for(protocol)
             shown = (
                 {u: llmrank_candidates(split, prep.catalog, s.eval_candidates, self.options.seed)
                  for u, split in splits.items()}

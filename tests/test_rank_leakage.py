@@ -1,7 +1,8 @@
 """Nothing judged reaches what it is judged with: changing every user's test event (the judged
 one) leaves the ranker's training and every user's features unchanged, while changing the
 validation event (legitimate input at test time) does change them, so the comparison can see
-a difference when there is one."""
+a difference when there is one. Every way of drawing training candidates is checked, llmrank-ref's
+(the whole catalog, the user's own earlier items included) as well as llmrank's and full's."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import numpy as np
 
 from agent.rank.features import ALL_FEATURES, feature_matrix
 from agent.rank.model import RankerParams
-from agent.rank.sources import Catalog
-from agent.rank.training import Candidates
+from agent.rank.sources import Catalog, fit_sources
+from agent.rank.training import Candidates, group_rows, judged_events, prefixes
 from agent.recommend.filters import ItemMeta
 from agent.recommend.sequential import SasRecParams
 from agent.schemas import Interaction
@@ -69,8 +70,11 @@ OPTIONS = RankingOptions(
 )
 
 
+MODES = [Candidates.SAMPLED, Candidates.SAMPLED_ANY, Candidates.RETRIEVED]
+
+
 def fit(data: dict[str, list[Interaction]]) -> Ranking:
-    modes = [Candidates.SAMPLED, Candidates.RETRIEVED]
+    modes = MODES
     return fit_ranking(data, catalog(), Stage.TEST.held_out, [RANKER_NO_LLM], modes, OPTIONS)
 
 
@@ -100,12 +104,45 @@ def test_a_users_judged_event_never_reaches_training_or_features() -> None:
     np.testing.assert_array_equal(judged_features(base, data), judged_features(other, moved))
 
 
+def training_groups(
+    data: dict[str, list[Interaction]], mode: Candidates
+) -> dict[str, tuple[list[Interaction], str, list[str]]]:
+    """Per user, what `fit_ranking` trains on at the test stage: the events before the training
+    target, the target, and the group's candidates in the order shown."""
+    held_out = Stage.TEST.held_out + 1
+    sources = fit_sources(prefixes(data, held_out), catalog())
+    size = OPTIONS.sampled_size if mode.sampled else OPTIONS.depth
+    found = {}
+    for user_id, j in judged_events(data, held_out, OPTIONS.min_history).items():
+        group = group_rows(sources, j, mode, size, OPTIONS.seed)
+        if group is not None:
+            items = [sources.catalog.item_ids[r] for r in group[1]]
+            found[user_id] = (list(j.before), j.target, items)
+    return found
+
+
+def test_no_test_event_reaches_a_training_group() -> None:
+    """Each group is the validation event and the events before it, and its candidates are the
+    same whatever the test events are: a user's test item can be drawn as a negative only by a
+    draw that never looked at it (excluding it would read the test split)."""
+    data = histories()
+    moved = replace_event(data, 1)
+    for mode in MODES:
+        groups = training_groups(data, mode)
+        assert groups
+        for user_id, (before, target, _) in groups.items():
+            assert before == data[user_id][:-2] and target == data[user_id][-2].item_id
+        assert training_groups(moved, mode) == {
+            u: (moved[u][:-2], target, items) for u, (_, target, items) in groups.items()
+        }
+
+
 def test_the_check_sees_a_change_of_an_event_the_features_may_use() -> None:
     data = histories()
     base = fit(data)
     moved = replace_event(data, 2)  # the validation event: the ranker's label, a test input
     other = fit(moved)
-    assert boosters(base) != boosters(other)
+    assert all(a != b for a, b in zip(boosters(base), boosters(other), strict=True))
     assert not np.array_equal(
         judged_features(base, data), judged_features(other, moved), equal_nan=True
     )

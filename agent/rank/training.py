@@ -7,10 +7,12 @@ nothing after. The eval trains at `held_out = 2` (the validation event) and judg
 test event, sources refitted on the events before it); `personae rank fit` trains at 1 and
 serves with the sources fitted on everything.
 
-Candidates of a group are either `sampled` (the target and random items the user has no event
-for before the target, as the llmrank protocol draws them; the draw never looks at events
-after the target) or `retrieved` (the union of the retrievers' top items; groups whose target
-was not retrieved carry no gradient and are left out)."""
+Candidates of a group are `sampled` (the target and random items the user has no event for
+before the target, as the llmrank protocol draws them; the draw never looks at events after
+the target), `sampled-any` (the target and random items from the whole catalog, the user's own
+earlier items included, as LLMRank's own lists are drawn for llmrank-ref) or `retrieved` (the
+union of the retrievers' top items; groups whose target was not retrieved carry no gradient
+and are left out)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,13 @@ from agent.schemas import Interaction
 
 class Candidates(StrEnum):
     SAMPLED = "sampled"
+    SAMPLED_ANY = "sampled-any"
     RETRIEVED = "retrieved"
+
+    @property
+    def sampled(self) -> bool:
+        """The target plus `size - 1` random items (not the retrievers' union)."""
+        return self is not Candidates.RETRIEVED
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,17 @@ def sampled_rows(sources: Sources, prior: np.ndarray, target: int, size: int, se
     return np.array([target, *pool[negatives]], dtype=np.int64)
 
 
+def sampled_any_rows(catalog_size: int, target: int, size: int, seed: int, user_id: str) -> Index:
+    """The target and `size - 1` distinct rows drawn uniformly from the whole catalog but the
+    target, seeded per user: the user's own earlier items can be among them. LLMRank draws 100
+    items from all items, drops the target and keeps the first 19, which is this distribution.
+    Nothing about the user's events enters the draw, so no later event can change it."""
+    pool = np.delete(np.arange(catalog_size, dtype=np.int64), target)
+    rng = random.Random(f"{seed}:rank-negatives-any:{user_id}")
+    negatives = rng.sample(range(len(pool)), min(size - 1, len(pool)))
+    return np.array([target, *pool[negatives]], dtype=np.int64)
+
+
 def shuffled(rows: Index, seed: int, user_id: str) -> Index:
     """`rows` in a seeded random order: the target's place in a group says nothing (tied
     scores keep the data order when LightGBM sorts a group for its metric)."""
@@ -103,6 +122,8 @@ def group_rows(
     scored = user_scores(sources, state)
     if mode is Candidates.SAMPLED:
         rows = sampled_rows(sources, state.prior, target, size, seed, judged.user_id)
+    elif mode is Candidates.SAMPLED_ANY:
+        rows = sampled_any_rows(len(sources.catalog), target, size, seed, judged.user_id)
     else:
         rows = candidate_union(scored, size)
         if target not in set(rows.tolist()):
@@ -120,7 +141,7 @@ def build_groups(
     evidence: Mapping[str, LlmEvidence] | None = None,
 ) -> Groups:
     """One group per user whose target is in the catalog (and, `retrieved`, was retrieved).
-    `size`: candidates per group (sampled) or depth per retriever (retrieved)."""
+    `size`: candidates per group (sampled modes) or depth per retriever (retrieved)."""
     xs, ys, sizes, users = [], [], [], []
     for user_id, j in judged.items():
         found = group_rows(sources, j, mode, size, seed)
