@@ -44,7 +44,10 @@ ModeOpt = Annotated[
         help="constrained (JSON-schema decoding, any model) or native (server tool calling).",
     ),
 ]
-HELP = "Ask about your profile or recommendations. /profile, /reset, /quit."
+HELP = (
+    "Ask about your profile or recommendations, or change it ('no more horror'; saved when "
+    "you say yes). /profile, /reset, /quit."
+)
 
 
 @contextmanager
@@ -113,8 +116,9 @@ def chat_cmd(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Chat about USER: questions answered with tools bound to USER; the conversation is kept
-    (the last few turns). /profile shows the stored profile, /reset forgets the
-    conversation, /quit (or Ctrl-D) leaves."""
+    (the last few turns). A request to change the profile ("no more horror", "never show me
+    musicals") is proposed and saved only when USER replies yes. /profile shows the stored
+    profile, /reset forgets the conversation, /quit (or Ctrl-D) leaves."""
     settings = make_settings(
         model=model, base_url=base_url, data_dir=data_dir, chat_tool_calling=tool_calling
     )
