@@ -179,13 +179,27 @@ def write_plots(run_dir: Path, summary: RunSummary, records: list[UserRecord]) -
     return plots
 
 
+def new_run_dir(out_dir: Path, rid: str) -> Path:
+    """A new folder for the run: `rid`, or `rid-2`, `rid-3`... when a run that ended in the
+    same second took it (two short runs back to back did, and the second one's results were
+    lost to a FileExistsError after all its work)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        run_dir = out_dir / (rid if n == 1 else f"{rid}-{n}")
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        return run_dir
+    raise FileExistsError(f"{out_dir / rid}: 999 runs of that name already")
+
+
 def execute(ctx: EvalContext, options: RunOptions, progress: Task = no_progress,
             command: str = "") -> RunResult:  # fmt: skip
     runner = Runner(ctx, options, progress)
     prep, records = runner.run()
-    rid = run_id(options, len(records))
-    run_dir = options.out_dir / rid
-    run_dir.mkdir(parents=True, exist_ok=False)
+    run_dir = new_run_dir(options.out_dir, run_id(options, len(records)))
+    rid = run_dir.name
     with (run_dir / PER_USER).open("w", encoding="utf-8") as out:
         for record in records:
             out.write(record.model_dump_json() + "\n")

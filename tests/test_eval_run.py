@@ -374,5 +374,14 @@ def test_tune_blend_stores_its_weight_where_recommend_reads_it(
     assert llm_weight(world.settings, SMOKE_MODEL, "scored") == (stored.weight, "tuned")
     assert llm_weight(world.settings, "another-model", "scored") == (0.0, "none")
     table = cli(world, monkeypatch, "eval", "tune-blend", "--smoke", "--users", "6", "--out", out)
+    assert table.exit_code == 0, f"{table.output}\n{table.exception!r}"
     printed = "".join(table.output.split())  # rich wraps the long line at any space
     assert "stored:weight" in printed and "rerank_blend.json" in printed
+
+
+def test_a_run_ending_in_the_same_second_as_another_gets_its_own_folder(tmp_path: Path) -> None:
+    from evals.execute import new_run_dir
+
+    first = new_run_dir(tmp_path / "runs", "20261205T010203-test-llmrank-6u-s0")
+    second = new_run_dir(tmp_path / "runs", "20261205T010203-test-llmrank-6u-s0")
+    assert first.is_dir() and second.is_dir() and second.name == first.name + "-2"
