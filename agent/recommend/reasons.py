@@ -1,5 +1,6 @@
 """Reasons that need no LLM, built from what each retriever actually used: the history items
-that drive the collaborative score, the profile interests whose topic matches the item (with
+that drive the collaborative score, the recent items the sequence model followed on from, the
+profile interests whose topic matches the item (with
 their evidence ids), or recent popularity. Shown with `--no-rerank`, for items the LLM did not
 pick or whose LLM reason failed its checks, and in explanations. The drivers are read from the
 item's computed evidence (`agent.reasons.evidence`), the same the LLM's reasons cite."""
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from agent.reasons.evidence import ItemEvidence, matching_interests
 from agent.reasons.phrasing import Phrasing, evidence_reason
+from agent.reasons.sequence import SEQUENTIAL
 from agent.recommend.candidates import Source
 from agent.recommend.context import untrusted
 from agent.recommend.fusion import SourceHit
@@ -36,15 +38,20 @@ def retrieval_reason(
     titles: Mapping[str, str],
     popularity: PopularityModel | None = None,
     phrasing: Phrasing | None = None,
+    followed: tuple[str, list[str]] | None = None,
 ) -> Reason:
     """The most specific reason the sources support, citing history item ids. `evidence` is
     the item's (`agent.reasons.evidence.item_evidence`); `titles` names the user's history.
     With collaborative drivers, the reason is worded from the evidence
-    (`agent.reasons.phrasing`); pass one `phrasing` per user's list so its reasons vary."""
+    (`agent.reasons.phrasing`); pass one `phrasing` per user's list so its reasons vary.
+    `followed`: the sequential model's reason (`agent.reasons.sequence`), said for an item it
+    listed when no collaborative reason is."""
     if Source.COLLABORATIVE in hits and evidence is not None:
         made = evidence_reason(evidence, phrasing)
         if made is not None:
             return Reason(*made)
+    if SEQUENTIAL in hits and followed is not None:
+        return Reason(*followed)
     matches = matching_interests(profile, item) if profile is not None else []
     if matches:
         topics = ", ".join(untrusted(t, 40) for t, _ in matches[:2])

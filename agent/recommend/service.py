@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import Settings
 from agent.reasons.evidence import ItemEvidence, shown_evidence, user_facts
+from agent.reasons.sequence import followed_reason
 from agent.recommend.candidates import Allow, Scored, Source
 from agent.recommend.collaborative import EaseModel, load_or_fit
 from agent.recommend.dense import DenseItems, dense_candidates, profile_query_text
@@ -384,6 +385,8 @@ class Recommender:
         evidence = self.evidence(retrieval, [i for i, _ in chosen], items)
         popularity = self.popularity()
         phrasing = Phrasing()  # one per list: its retrieval reasons vary (agent.reasons.phrasing)
+        ranker = self.ranker()
+        sequence = ranker.sources.sequential if ranker is not None else None
         results = []
         for rank, (item_id, score) in enumerate(chosen, start=1):
             entry, item = fused[item_id], items[item_id]
@@ -391,9 +394,11 @@ class Recommender:
             if pick is not None:
                 reason, cited, by = pick.reason, pick.cited, "llm"
             else:
+                followed = followed_reason(sequence, entry.hits, retrieval.history,
+                                           retrieval.positive, item_id, titles)  # fmt: skip
                 made = retrieval_reason(item, entry.hits, retrieval.profile,
                                         evidence.get(item_id), titles, popularity,
-                                        phrasing)  # fmt: skip
+                                        phrasing, followed)  # fmt: skip
                 reason, cited, by = made.text, made.cited, "retrieval"
             results.append(
                 Recommendation(
