@@ -9,9 +9,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from agent.reasons.sequence import followed_reason, sequence_drivers, sequence_reason
+from agent.recommend.fusion import SourceHit
+from agent.recommend.reasons import retrieval_reason
 from agent.recommend.sequential import fit_sequential
+from agent.schemas import Item
 from tests.profile_data import event
 from tests.test_sequential import SMALL, cycles
+
+HIT = SourceHit(1, 0.0)
 
 
 class WeightedScorer:
@@ -45,10 +50,18 @@ def test_the_reason_names_the_drivers_with_their_ratings_and_only_for_sequence_h
     history = [event("u", i, 5, day) for day, i in enumerate(["a", "b", "c"])]
     titles = {"a": "Alien", "b": "Fargo", "c": "Heat"}
     scorer = WeightedScorer()
-    assert followed_reason(scorer, {"collaborative": 1}, history, ["a", "b", "c"], "x",
-                           titles) is None  # fmt: skip
-    found = followed_reason(scorer, {"sequential": 1}, history, ["a", "b", "c"], "x", titles)
-    assert found is not None and found[1] == ["b", "a"]
+    calls: list[str] = []
+
+    def followed() -> tuple[str, list[str]] | None:
+        calls.append("x")
+        return followed_reason(scorer, history, ["a", "b", "c"], "x", titles)
+
+    item = Item(item_id="x", title="X", categories=[])
+    other = retrieval_reason(item, {"collaborative": HIT}, None, None, titles, followed=followed)
+    assert other.cited == [] and calls == []  # not a sequence hit: never computed
+    found = retrieval_reason(item, {"sequential": HIT}, None, None, titles, followed=followed)
+    assert found.cited == ["b", "a"] and calls == ["x"]
+    assert followed_reason(None, history, ["a", "b", "c"], "x", titles) is None
 
 
 def test_on_a_trained_sasrec_the_driver_is_the_item_that_fixes_the_next_one() -> None:

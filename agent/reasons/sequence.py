@@ -9,7 +9,7 @@ network are not. The cost is one numpy forward pass per recent item tried."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -71,15 +71,13 @@ def sequence_reason(
 
 def followed_reason(
     model: SequenceScorer | None,
-    sources: Collection[str],
     history: Sequence[Interaction],
     positives: Sequence[str],
     item_id: str,
     titles: Mapping[str, str],
 ) -> tuple[str, list[str]] | None:
-    """The sequence model's reason for `item_id` when the sequence retriever listed it
-    (`sources`: the item's hits); None: it did not, no model, or nothing drove it."""
-    if model is None or SEQUENTIAL not in sources:
+    """The sequence model's reason for `item_id`; None: no model, or nothing drove it."""
+    if model is None:
         return None
     ratings = {e.item_id: e.rating for e in history if e.rating is not None}
     return sequence_reason(sequence_drivers(model, positives, item_id), titles, ratings)

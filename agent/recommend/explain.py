@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field, create_model
 
 from agent.prompts import PromptRef, load_prompt
 from agent.reasons.evidence import ItemEvidence
-from agent.reasons.sequence import followed_reason
 from agent.recommend.candidates import Allow, Scored, Source
 from agent.recommend.context import history_lines, item_line, profile_text, untrusted
 from agent.recommend.dense import profile_query_text
@@ -177,10 +176,7 @@ class Explainer:
         evidence = self.rec.evidence(retrieval, [item_id], {**history_items, item_id: item})
         found = evidence.get(item_id)
         facts += driver_facts(found)
-        ranker = self.rec.ranker()
-        sequence = ranker.sources.sequential if ranker is not None else None
-        followed = followed_reason(sequence, hits, retrieval.history, retrieval.positive,
-                                   item_id, titles)  # fmt: skip
+        followed = self.rec.followed(retrieval, item_id, titles)
         reason = retrieval_reason(item, hits, retrieval.profile, found, titles,
                                   self.rec.popularity(), followed=followed)  # fmt: skip
         result = Explanation(

@@ -7,7 +7,7 @@ item's computed evidence (`agent.reasons.evidence`), the same the LLM's reasons 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent.reasons.evidence import ItemEvidence, matching_interests
@@ -38,20 +38,21 @@ def retrieval_reason(
     titles: Mapping[str, str],
     popularity: PopularityModel | None = None,
     phrasing: Phrasing | None = None,
-    followed: tuple[str, list[str]] | None = None,
+    followed: Callable[[], tuple[str, list[str]] | None] | None = None,
 ) -> Reason:
     """The most specific reason the sources support, citing history item ids. `evidence` is
     the item's (`agent.reasons.evidence.item_evidence`); `titles` names the user's history.
     With collaborative drivers, the reason is worded from the evidence
     (`agent.reasons.phrasing`); pass one `phrasing` per user's list so its reasons vary.
-    `followed`: the sequential model's reason (`agent.reasons.sequence`), said for an item it
-    listed when no collaborative reason is."""
+    `followed` makes the sequential model's reason (`agent.reasons.sequence`: a forward pass
+    per recent item), called only for an item that model listed and no collaborative reason
+    covers."""
     if Source.COLLABORATIVE in hits and evidence is not None:
         made = evidence_reason(evidence, phrasing)
         if made is not None:
             return Reason(*made)
-    if SEQUENTIAL in hits and followed is not None:
-        return Reason(*followed)
+    if SEQUENTIAL in hits and followed is not None and (made_seq := followed()) is not None:
+        return Reason(*made_seq)
     matches = matching_interests(profile, item) if profile is not None else []
     if matches:
         topics = ", ".join(untrusted(t, 40) for t, _ in matches[:2])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -279,6 +279,16 @@ class Recommender:
             ]
         return self._evidence[key]
 
+    def followed(
+        self, retrieval: Retrieval, item_id: str, titles: Mapping[str, str]
+    ) -> Callable[[], tuple[str, list[str]] | None]:
+        """The sequence model's reason for the item (`agent.reasons.sequence`), made when
+        called: only the items whose reason gets that far pay its forward passes."""
+        ranker = self.ranker()
+        model = ranker.sources.sequential if ranker is not None else None
+        return lambda: followed_reason(model, retrieval.history, retrieval.positive, item_id,
+                                       titles)  # fmt: skip
+
     def evidence(
         self, retrieval: Retrieval, item_ids: list[str], items: dict[str, Item] | None = None
     ) -> dict[str, ItemEvidence]:
@@ -385,8 +395,6 @@ class Recommender:
         evidence = self.evidence(retrieval, [i for i, _ in chosen], items)
         popularity = self.popularity()
         phrasing = Phrasing()  # one per list: its retrieval reasons vary (agent.reasons.phrasing)
-        ranker = self.ranker()
-        sequence = ranker.sources.sequential if ranker is not None else None
         results = []
         for rank, (item_id, score) in enumerate(chosen, start=1):
             entry, item = fused[item_id], items[item_id]
@@ -394,11 +402,9 @@ class Recommender:
             if pick is not None:
                 reason, cited, by = pick.reason, pick.cited, "llm"
             else:
-                followed = followed_reason(sequence, entry.hits, retrieval.history,
-                                           retrieval.positive, item_id, titles)  # fmt: skip
                 made = retrieval_reason(item, entry.hits, retrieval.profile,
-                                        evidence.get(item_id), titles, popularity,
-                                        phrasing, followed)  # fmt: skip
+                                        evidence.get(item_id), titles, popularity, phrasing,
+                                        self.followed(retrieval, item_id, titles))  # fmt: skip
                 reason, cited, by = made.text, made.cited, "retrieval"
             results.append(
                 Recommendation(
