@@ -12,6 +12,7 @@ did not agree to."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from shlex import quote
 from typing import Literal
 
@@ -44,38 +45,42 @@ _NO = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class EditKind:
+    field: str
+    """The `EditRequest` list it adds to."""
+    option: str
+    """`personae profile edit`'s option for it."""
+    phrase: str
+    """It in words, `{}` the topic."""
+
+
+KINDS: dict[EditAction, EditKind] = {
+    "add_interest": EditKind("add_interests", "--add-interest", "add {} to your interests"),
+    "add_dislike": EditKind("add_dislikes", "--add-dislike", "add {} to your dislikes"),
+    "remove": EditKind("remove", "--remove", "remove {} from your profile"),
+    "never": EditKind("never", "--never", "stop recommending {} entirely"),
+    "allow_again": EditKind("allow_again", "--allow-again", "allow {} again"),
+}
+"""Each edit the chat can propose, in the order `describe` and `cli_command` list them."""
+
+
 def request_of(action: EditAction, topic: str) -> EditRequest:
-    fields = {
-        "add_dislike": "add_dislikes",
-        "add_interest": "add_interests",
-        "remove": "remove",
-        "never": "never",
-        "allow_again": "allow_again",
-    }
-    return EditRequest.model_validate({fields[action]: [topic]})
+    return EditRequest.model_validate({KINDS[action].field: [topic]})
+
+
+def _topics(request: EditRequest) -> list[tuple[EditKind, str]]:
+    return [(kind, t) for kind in KINDS.values() for t in getattr(request, kind.field)]
 
 
 def describe(request: EditRequest) -> str:
     """The edit in words ("add Horror to your dislikes")."""
-    parts = [
-        *(f"add {t} to your interests" for t in request.add_interests),
-        *(f"add {t} to your dislikes" for t in request.add_dislikes),
-        *(f"remove {t} from your profile" for t in request.remove),
-        *(f"stop recommending {t} entirely" for t in request.never),
-        *(f"allow {t} again" for t in request.allow_again),
-    ]
-    return "; ".join(parts)
+    return "; ".join(kind.phrase.format(t) for kind, t in _topics(request))
 
 
 def cli_command(user_id: str, request: EditRequest) -> str:
     """The same edit as a `personae profile edit` command (for one-shot `ask`)."""
-    options = [
-        *(f"--add-interest {quote(t)}" for t in request.add_interests),
-        *(f"--add-dislike {quote(t)}" for t in request.add_dislikes),
-        *(f"--remove {quote(t)}" for t in request.remove),
-        *(f"--never {quote(t)}" for t in request.never),
-        *(f"--allow-again {quote(t)}" for t in request.allow_again),
-    ]
+    options = [f"{kind.option} {quote(t)}" for kind, t in _topics(request)]
     return f"personae profile edit {user_id} " + " ".join(options)
 
 
