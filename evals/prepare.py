@@ -49,6 +49,11 @@ class RunOptions(BaseModel):
     out_dir: Path
     cache_dir: Path
 
+    @property
+    def label_scores(self) -> bool:
+        """The scored re-rank runs, so `llm_score` is a ranker column."""
+        return self.rerank and self.rerank_mode == "scored"
+
 
 @dataclass
 class EvalContext:

@@ -137,10 +137,7 @@ class Runner:
         started = time.perf_counter()
         names = [RANKER_NO_LLM]
         if self.with_llm:  # and one ranker per LLM column left out: each column's gain
-            names += [
-                RANKER,
-                *ablations(self.options.rerank and self.options.rerank_mode == "scored"),
-            ]
+            names += [RANKER, *ablations(self.options.label_scores)]
         modes = [mode_for(p) for p in dict.fromkeys(self.options.protocols)]
         self.ranking = fit_ranking(
             prep.histories, Catalog.from_meta(load_item_meta(self.ctx.record)),
@@ -171,7 +168,7 @@ class Runner:
             profiler, self.training_stages, lambda ids: self.catalog_items(ids, prep),
             s.eval_history_cap, self.options.shuffles, s.rerank_history_events,
             self.options.seed, s.rerank_label_debias, self.progress, self.ctx.embedder.embed,
-            rerank=self.options.rerank and self.options.rerank_mode == "scored",
+            rerank=self.options.label_scores,
         )  # fmt: skip
         return TrainingEvidence(frozenset(prep.users), make)
 
