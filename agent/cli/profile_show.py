@@ -11,7 +11,7 @@ from agent.cli.common import DataDirOpt, JsonOpt, console, fail, make_settings, 
 from agent.cli.deferred import record_at
 
 if TYPE_CHECKING:
-    from agent.schemas.profile import ClaimCheck, UserProfile
+    from agent.schemas.profile import ClaimCheck, Interest, UserProfile
     from agent.store.record import RecordStore
 
 
@@ -79,21 +79,15 @@ def profile_table(profile: UserProfile, cited: dict[str, str] | None = None) -> 
     table.add_column("value", overflow="fold")
     named = cited or {}
 
-    def topics(entries: list[Any]) -> str:
-        return (
-            "\n".join(
-                f"{i.topic} ({i.weight:.2f})\n  <- "
-                + (
-                    "; ".join(named.get(e, e) for e in i.evidence)
-                    if i.evidence
-                    else "your own edit"
-                    if getattr(i, "source", "model") == "user"
-                    else "-"
-                )
-                for i in entries
-            )
-            or "-"
-        )
+    def backing(entry: Interest) -> str:
+        """What an entry rests on: its evidence, or the user's own word."""
+        if entry.evidence:
+            return "; ".join(named.get(e, e) for e in entry.evidence)
+        return "your own edit" if entry.source == "user" else "-"
+
+    def topics(entries: list[Interest]) -> str:
+        lines = [f"{i.topic} ({i.weight:.2f})\n  <- {backing(i)}" for i in entries]
+        return "\n".join(lines) or "-"
 
     table.add_row("interests", topics(profile.interests))
     table.add_row("dislikes", topics(profile.dislikes))
