@@ -125,15 +125,14 @@ class ChatSession:
 
     def ask(self, question: str) -> Turn:
         started = time.monotonic()
-        if self.ctx.pending_edit is not None:
-            decided = self.decide_edit(question)
-            if decided is not None:
-                decided.latency_s = round(time.monotonic() - started, 3)
-                return decided
         inputs: list[BaseMessage] = [*self.messages, HumanMessage(content=question)]
-        routed = self.routed_calls(question)
+        plain = self.decide_edit(question) if self.ctx.pending_edit is not None else None
+        routed = self.routed_calls(question) if plain is None else []
         if routed and all(m.name == EDIT_TOOL for m in routed if isinstance(m, ToolMessage)):
-            return self.proposal_turn(question, inputs, routed, started)
+            plain = self.proposal_turn(question, inputs, routed)
+        if plain is not None:  # answered without the model
+            plain.latency_s = round(time.monotonic() - started, 3)
+            return plain
         messages, stopped, error = self._run([*inputs, *routed])
         new = messages[len(inputs) :]
         answer_msg = _final(new) if stopped is None and error is None else None
@@ -149,7 +148,7 @@ class ChatSession:
         return turn
 
     def proposal_turn(
-        self, question: str, inputs: list[BaseMessage], routed: list[BaseMessage], started: float
+        self, question: str, inputs: list[BaseMessage], routed: list[BaseMessage]
     ) -> Turn:
         """A turn that only asks to change the profile: the proposal (or why it cannot be made)
         in the tool's own words, without the model, which might say the edit was saved."""
@@ -159,7 +158,6 @@ class ChatSession:
         turn.routed = True
         self.messages = _last_turns([*inputs, *routed, AIMessage(content=turn.answer)],
                                     self._turns_kept)  # fmt: skip
-        turn.latency_s = round(time.monotonic() - started, 3)
         return turn
 
     def decide_edit(self, question: str) -> Turn | None:
